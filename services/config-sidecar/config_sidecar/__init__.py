@@ -1,0 +1,1 @@
+"""config_sidecar — see services/config-sidecar/README.md."""

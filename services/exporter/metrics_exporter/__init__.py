@@ -1,0 +1,1 @@
+"""metrics_exporter — see services/exporter/README.md."""

@@ -1,0 +1,1 @@
+"""log_sidecar — see services/log-sidecar/README.md."""
