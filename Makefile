@@ -47,3 +47,6 @@ ci: lint test ## What CI runs before the Docker layer: lint and every non-Docker
 
 clean-venv: ## Remove .venv
 	rm -rf $(VENV)
+
+# Each area (docker, k8s, local pod, bench) keeps its targets in mk/<area>.mk.
+include $(sort $(wildcard mk/*.mk))
