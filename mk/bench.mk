@@ -1,0 +1,13 @@
+# Benchmarks: `make bench` measures every sidecar against its targets and writes docs/benchmarks.md.
+BENCH_APT := rsyslog rsyslog-elasticsearch wrk
+
+.PHONY: bench bench-deps
+
+bench-deps: ## Install the benchmark peers from Debian (rsyslog + omelasticsearch, wrk) if missing
+	@missing=""; for p in $(BENCH_APT); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+bench: install bench-deps ## Run every benchmark (BENCH_QUICK=1 for a fast pass) and write docs/benchmarks.md
+	$(BIN)/python -m bench

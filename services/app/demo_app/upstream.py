@@ -1,0 +1,85 @@
+"""The call to an upstream demo app's /api/greeting: bounded in time, traced, measured, clearly failed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from demo_app.statsd import StatsdClient
+
+
+class UpstreamError(Exception):
+    """The upstream call failed; ``status`` is what we answer (502 bad answer, 504 timeout)."""
+
+    def __init__(self, status: int, error: str, detail: str, outcome: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.outcome = outcome
+
+
+class UpstreamClient:
+    """GET ``<base_url>/api/greeting`` with a timeout, forwarding the caller's trace headers."""
+
+    def __init__(self, base_url: str, timeout_seconds: float, statsd: StatsdClient) -> None:
+        self.url = base_url.rstrip("/") + "/api/greeting"
+        self.timeout_seconds = timeout_seconds
+        self._statsd = statsd
+        # One session (keep-alive pool) per thread: requests.Session is not documented thread-safe.
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            self._local.session = session
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        """Close every thread's keep-alive connections."""
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+
+    def greeting(self, headers: Mapping[str, str]) -> dict[str, Any]:
+        """Return the upstream's JSON answer, or raise UpstreamError; count and time every call."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            response = self._session().get(self.url, headers=dict(headers), timeout=self.timeout_seconds)
+            outcome = str(response.status_code)
+            if response.status_code != 200:
+                raise UpstreamError(502, "bad gateway", f"upstream {self.url} answered {response.status_code}", outcome)
+            body = response.json()
+            if not isinstance(body, dict):
+                raise UpstreamError(
+                    502, "bad gateway", f"upstream {self.url} answered JSON that is not an object", outcome
+                )
+            return body
+        except requests.Timeout:
+            outcome = "timeout"
+            raise UpstreamError(
+                504, "gateway timeout", f"upstream {self.url} did not answer within {self.timeout_seconds:g} s", outcome
+            ) from None
+        except requests.JSONDecodeError:
+            raise UpstreamError(
+                502, "bad gateway", f"upstream {self.url} answered with invalid JSON", outcome
+            ) from None
+        except requests.RequestException as exc:
+            outcome = "error"
+            raise UpstreamError(
+                502, "bad gateway", f"upstream {self.url} unreachable: {type(exc).__name__}", outcome
+            ) from None
+        finally:
+            self._statsd.increment("app.upstream.calls", tags={"status": outcome})
+            self._statsd.timing("app.upstream.duration", (time.perf_counter() - started) * 1000)

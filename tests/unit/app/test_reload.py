@@ -1,0 +1,180 @@
+"""POST /-/reload, /readyz and /stats, and how a reload in one worker reaches the others."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from demo_app import ReloadBoard
+from demo_app.state import EXTENSION_KEY, AppState
+from sidecar_common import content_version, read_config_files
+from tests.support import wait_until
+from tests.unit.app.doubles import AppFactory, RecordingStatsd, publish
+
+
+def version_of(directory: Path) -> str:
+    return content_version(read_config_files(directory))
+
+
+def test_reload_serves_the_new_version_and_reports_it(make_app: AppFactory, config_dir: Path) -> None:
+    client = make_app().test_client()
+    old = version_of(config_dir)
+    publish(config_dir, {"app.yaml": "greeting: Bonjour\n"})
+    new = version_of(config_dir)
+    response = client.post("/-/reload", json={"version": new, "changed": ["app.yaml"]})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["version"] == new
+    assert body["previous"] == old
+    assert body["changed"] is True
+    assert body["loaded_at"].endswith("Z")
+    assert client.get("/api/greeting").get_json()["greeting"] == "Bonjour"
+    again = client.post("/-/reload").get_json()
+    assert again["changed"] is False
+    assert again["previous"] == new
+    assert again["loaded_at"] == body["loaded_at"]  # the same snapshot stays in service
+
+
+@pytest.mark.parametrize(
+    ("files", "detail"),
+    [
+        ({"app.yaml": "greeting: [unclosed\n"}, "app.yaml: line 2: "),
+        ({"app.yaml": "greeting: ok\nchaos:\n  error_rate: 2\n"}, "app.yaml: line 3: chaos.error_rate must be"),
+        ({"app.yaml": "greeting: ok\nchaos:\n  latency_ms: fast\n"}, "app.yaml: line 3: chaos.latency_ms must be"),
+        ({"app.yaml": "greeting: 42\n"}, "app.yaml: line 1: greeting must be a non-empty string"),
+        ({"app.yaml": "- just\n- a list\n"}, "app.yaml: line 1: expected a mapping"),
+        ({"app.yaml": ""}, "app.yaml: is empty"),
+        ({"app.yaml": "greeting: ok\n", "extra.json": '{\n  "a": 1,\n}'}, "extra.json: line 3: "),
+        ({"app.yaml": "greeting: ok\n", "other.yaml": "a: 1\n---\nb: 2\n"}, "other.yaml: line 2: "),
+        ({"features.json": "{}"}, "app.yaml: not found"),
+    ],
+)
+def test_reload_refuses_a_bad_set_and_keeps_the_previous_one(
+    make_app: AppFactory, config_dir: Path, statsd: RecordingStatsd, files: dict[str, str], detail: str
+) -> None:
+    client = make_app().test_client()
+    old = version_of(config_dir)
+    publish(config_dir, files)
+    response = client.post("/-/reload")
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["error"] == "invalid config"
+    assert body["detail"].startswith(detail), body["detail"]
+    assert body["version"] == old
+    greeting = client.get("/api/greeting")
+    assert greeting.get_json()["greeting"] == "Hello from the tests"
+    assert greeting.headers["X-Config-Version"] == old
+    assert "app.config.reloads:1|c|#result:refused" in statsd.lines
+    assert client.get("/stats").get_json()["config"]["reloads_total"] == {"ok": 0, "refused": 1}
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1]", b'{"version": 3}', b'{"changed": "app.yaml"}'])
+def test_reload_with_a_malformed_body_is_400(make_app: AppFactory, body: bytes) -> None:
+    response = make_app().test_client().post("/-/reload", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "bad request"
+
+
+def test_a_reload_in_one_worker_reaches_the_others_on_their_next_request(
+    make_app: AppFactory, config_dir: Path
+) -> None:
+    board = ReloadBoard.create()
+    try:
+        first = make_app(board=board).test_client()
+        second = make_app(board=board).test_client()
+        assert second.get("/api/greeting").get_json()["greeting"] == "Hello from the tests"
+        publish(config_dir, {"app.yaml": "greeting: Hola\n"})
+        assert first.post("/-/reload").status_code == 200
+        answer = second.get("/api/greeting")
+        assert answer.get_json()["greeting"] == "Hola"
+        assert answer.headers["X-Config-Version"] == version_of(config_dir)
+        # A refused reload publishes nothing: the other worker keeps serving the good version.
+        good = version_of(config_dir)
+        publish(config_dir, {"app.yaml": "greeting: {broken\n"})
+        assert first.post("/-/reload").status_code == 422
+        assert second.get("/api/greeting").headers["X-Config-Version"] == good
+    finally:
+        board.close()
+
+
+def test_other_workers_serve_the_reloaded_set_even_if_the_directory_changed_since(
+    make_app: AppFactory, config_dir: Path
+) -> None:
+    board = ReloadBoard.create()
+    try:
+        first = make_app(board=board).test_client()
+        second = make_app(board=board).test_client()
+        publish(config_dir, {"app.yaml": "greeting: reloaded\n"})
+        version = first.post("/-/reload").get_json()["version"]
+        publish(config_dir, {"app.yaml": "greeting: [broken, not reloaded\n"})
+        answer = second.get("/api/greeting")
+        assert answer.headers["X-Config-Version"] == version
+        assert answer.get_json()["greeting"] == "reloaded"
+        # A worker started later (gunicorn replaced one) serves the same set, not the broken directory.
+        late = make_app(board=board).test_client().get("/api/greeting")
+        assert late.headers["X-Config-Version"] == version
+    finally:
+        board.close()
+
+
+def test_readyz_waits_for_the_first_config_then_turns_ready(make_app: AppFactory, tmp_path: Path) -> None:
+    empty = tmp_path / "not-yet"
+    client = make_app(config_dir=empty).test_client()
+    waiting = client.get("/readyz")
+    assert waiting.status_code == 503
+    assert waiting.get_json()["error"] == "not ready"
+    assert "does not exist" in waiting.get_json()["detail"]
+    assert client.get("/api/greeting").status_code == 503
+    assert client.get("/livez").status_code == 200
+    publish(empty, {"app.yaml": "greeting: finally\n"})
+    wait_until(lambda: client.get("/readyz").status_code == 200, timeout=10, message="readyz after first publish")
+    assert client.get("/api/greeting").get_json()["greeting"] == "finally"
+
+
+def test_stats_reports_uptime_config_reloads_and_workers(make_app: AppFactory, config_dir: Path) -> None:
+    client = make_app().test_client()
+    publish(config_dir, {"app.yaml": "greeting: stats\n"})
+    assert client.post("/-/reload").status_code == 200
+    publish(config_dir, {"app.yaml": "greeting: [\n"})
+    assert client.post("/-/reload").status_code == 422
+    body = client.get("/stats").get_json()
+    assert body["service"] == "demo-app"
+    assert body["uptime_seconds"] >= 0
+    assert body["config"]["reloads_total"] == {"ok": 1, "refused": 1}
+    assert body["config"]["version"] == client.get("/api/greeting").headers["X-Config-Version"]
+    assert body["config"]["loaded_at"].endswith("Z")
+    assert body["requests_in_flight"] == 1  # this very request
+    assert body["workers"] == {str(os.getpid()): {"requests_in_flight": 1, "config_version": body["config"]["version"]}}
+
+
+def test_a_set_too_large_to_share_between_workers_is_refused(make_app: AppFactory, config_dir: Path) -> None:
+    client = make_app().test_client()
+    old = version_of(config_dir)
+    publish(config_dir, {"app.yaml": "greeting: big\n", "blob.bin": b"\0" * (4 * 1024 * 1024 + 1)})
+    response = client.post("/-/reload")
+    assert response.status_code == 422
+    assert "more than" in response.get_json()["detail"]
+    assert response.get_json()["version"] == old
+
+
+def test_an_idle_worker_follows_a_reload_without_any_request(make_app: AppFactory, config_dir: Path) -> None:
+    board = ReloadBoard.create()
+    try:
+        busy = make_app(board=board).test_client()
+        idle_app = make_app(board=board)
+        idle = idle_app.extensions[EXTENSION_KEY]
+        assert isinstance(idle, AppState)
+        follower = idle.live_config.follow_in_background(interval=0.02)
+        publish(config_dir, {"app.yaml": "greeting: quietly\n"})
+        version = busy.post("/-/reload").get_json()["version"]
+
+        def idle_worker_has_it() -> bool:
+            current = idle.live_config.current
+            return current is not None and current.version == version
+
+        wait_until(idle_worker_has_it, timeout=10, message="the idle worker following the reload")
+        follower.stop()
+    finally:
+        board.close()

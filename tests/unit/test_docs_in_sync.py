@@ -1,0 +1,81 @@
+"""The READMEs are part of the interface: their variable and target tables must match the code."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar_common.settings import describe_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {
+    "app": "demo_app",
+    "config-sidecar": "config_sidecar",
+    "log-sidecar": "log_sidecar",
+    "exporter": "metrics_exporter",
+}
+ROW = re.compile(r"^\|\s*`([A-Z][A-Z0-9_]+)`\s*\|\s*([^|]*?)\s*\|")
+
+
+def settings_class(package: str) -> type[Any]:
+    module = importlib.import_module(f"{package}.settings")
+    classes = [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and dataclasses.is_dataclass(obj)
+        and obj.__module__ == module.__name__
+        and any("env" in f.metadata for f in dataclasses.fields(obj))
+    ]
+    assert len(classes) == 1, f"{package}.settings should define one settings dataclass, found {classes}"
+    return classes[0]
+
+
+def readme_variables(path: Path) -> dict[str, str]:
+    rows: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        match = ROW.match(line)
+        if match:
+            rows[match.group(1)] = match.group(2).strip().strip("`")
+    return rows
+
+
+def help_defaults(cls: type[Any]) -> dict[str, str]:
+    defaults = {}
+    for line in describe_settings(cls).splitlines()[1:]:
+        parts = line.split(None, 1)
+        rest = parts[1].strip() if len(parts) > 1 else ""
+        defaults[parts[0]] = rest
+    return defaults
+
+
+@pytest.mark.parametrize(("directory", "package"), sorted(SERVICES.items()))
+def test_readme_lists_every_variable_of_the_settings(directory: str, package: str) -> None:
+    cls = settings_class(package)
+    code_vars = {f.metadata["env"] for f in dataclasses.fields(cls) if "env" in f.metadata}
+    readme = readme_variables(ROOT / "services" / directory / "README.md")
+    assert set(readme) == code_vars, (
+        f"services/{directory}/README.md is out of sync with {package}.settings: "
+        f"missing {sorted(code_vars - set(readme))}, stale {sorted(set(readme) - code_vars)}"
+    )
+    # Each README default must be how --help shows it (the table may add words, e.g. "8080 (tcp)").
+    shown = help_defaults(cls)
+    for var, default in readme.items():
+        expected = shown[var].split("  ")[0]
+        if expected in ("(unset)", "(required)", ""):
+            continue
+        assert expected in default, f"{var}: README says {default!r}, the code's default is {expected!r}"
+
+
+def test_readme_lists_every_make_target() -> None:
+    out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    targets = {re.sub(r"\x1b\[[0-9;]*m", "", line).split()[0] for line in out.splitlines() if line.strip()}
+    readme = (ROOT / "README.md").read_text()
+    missing = sorted(t for t in targets if f"`make {t}" not in readme and f"`{t}`" not in readme)
+    assert not missing, f"README.md's make target table lacks {missing}"
