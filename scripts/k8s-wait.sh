@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Wait until the sidecar-lab rollout is complete, then print where to find things.
+#
+#   scripts/k8s-wait.sh [KUBE_CONTEXT] [TIMEOUT]     (defaults: kind-sidecar-lab, 300s)
+#
+# Waits for every Deployment in the namespace (the app pods, and the observability
+# backends when the overlay has them), then for the log-once Job: with native sidecars
+# it completes; with classic ones (overlays/kind-classic) it cannot, which is the lab.
+set -euo pipefail
+
+context=${1:-kind-sidecar-lab}
+timeout=${2:-300s}
+namespace=sidecar-lab
+kubectl=("${KUBECTL:-kubectl}" --context "$context" --namespace "$namespace")
+
+mapfile -t deployments < <("${kubectl[@]}" get deployments --output name)
+if ((${#deployments[@]} == 0)); then
+    echo "no Deployments in namespace $namespace: was the overlay applied?" >&2
+    exit 1
+fi
+for deployment in "${deployments[@]}"; do
+    "${kubectl[@]}" rollout status "$deployment" --timeout "$timeout"
+done
+
+if "${kubectl[@]}" get job log-once --output name >/dev/null 2>&1; then
+    if "${kubectl[@]}" get job log-once --output jsonpath='{.spec.template.spec.initContainers[*].name}' | grep -qw log-sidecar; then
+        "${kubectl[@]}" wait --for=condition=complete job/log-once --timeout "$timeout"
+    else
+        echo "job/log-once runs classic sidecars: it will not complete (see docs/kubernetes.md)"
+    fi
+fi
+
+has_service() { "${kubectl[@]}" get service "$1" --output name >/dev/null 2>&1; }
+node_port() { "${kubectl[@]}" get service "$1" --output jsonpath='{.spec.ports[0].nodePort}'; }
+
+echo
+echo "sidecar-lab is up (context $context, namespace $namespace):"
+for service in web kibana prometheus; do
+    if has_service "$service"; then
+        port=$(node_port "$service")
+        if [[ -n $port ]]; then
+            printf '  %-11s http://127.0.0.1:%s\n' "$service" "$port"
+        fi
+    fi
+done
+echo "  demo-app    internal only: kubectl --context $context -n $namespace port-forward svc/demo-app 8080"
+echo "  try         curl -s http://127.0.0.1:30080/api/config"

@@ -1,0 +1,88 @@
+"""The Kubernetes make targets: listed by `make help`, and correct as a dry run (no cluster here)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+
+from tests.manifests.conftest import require_tool
+from tests.manifests.rendering import ROOT
+
+TARGETS = ("deploy", "istio", "undeploy", "kind-down", "k8s-render", "test-manifests")
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = require_tool("make", "GNU make runs every entry point")
+    return subprocess.run(
+        [binary, "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_help_lists_every_kubernetes_target():
+    result = make("help")
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0].replace("\x1b[36m", "") for line in result.stdout.splitlines() if line.strip()}
+    assert set(TARGETS) <= listed
+
+
+def test_deploy_dry_run_shows_every_step_in_order():
+    result = make("-n", "deploy", "IMAGE_TAG=9.9.9", "K8S_OVERLAY=kind-lite")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    steps = [
+        "kind get clusters",
+        "kind create cluster --name sidecar-lab --config k8s/kind-cluster.yaml",
+        "make images IMAGE_TAG=9.9.9",
+        "kind load docker-image --name sidecar-lab sidecar-lab/app:9.9.9",
+        "scripts/k8s-render.sh kind-lite 9.9.9 | kubectl --context kind-sidecar-lab apply -f -",
+        "scripts/k8s-wait.sh kind-sidecar-lab",
+    ]
+    positions = [out.find(step) for step in steps]
+    assert -1 not in positions, out
+    assert positions == sorted(positions), out
+    for image in ("app", "config-sidecar", "log-sidecar", "exporter"):
+        assert f"sidecar-lab/{image}:9.9.9" in out
+
+
+def test_istio_dry_run_installs_with_cni_and_native_sidecars():
+    result = make("-n", "istio")
+    assert result.returncode == 0, result.stderr
+    assert "--set profile=demo" in result.stdout
+    assert "--set components.cni.enabled=true" in result.stdout
+    assert "ENABLE_NATIVE_SIDECARS=true" in result.stdout
+    assert "scripts/k8s-render.sh kind-istio" in result.stdout
+    assert "rollout restart deployment" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("target", "command"),
+    [("undeploy", "delete namespace sidecar-lab"), ("kind-down", "kind delete cluster --name sidecar-lab")],
+)
+def test_teardown_dry_runs(target, command):
+    result = make("-n", target)
+    assert result.returncode == 0, result.stderr
+    assert command in result.stdout
+
+
+def test_k8s_render_prints_the_overlay_with_the_requested_tag():
+    require_tool("kubectl", "its built-in kustomize renders the overlays")
+    result = make("k8s-render", "K8S_OVERLAY=kind-lite", "IMAGE_TAG=2.0.0")
+    assert result.returncode == 0, result.stderr
+    documents = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    images = {
+        container["image"]
+        for doc in documents
+        if doc["kind"] in ("Deployment", "Job")
+        for container in doc["spec"]["template"]["spec"].get("initContainers", [])
+        + doc["spec"]["template"]["spec"]["containers"]
+    }
+    assert images == {f"sidecar-lab/{name}:2.0.0" for name in ("app", "config-sidecar", "log-sidecar", "exporter")}
+
+
+def test_render_script_refuses_an_unknown_overlay_and_a_bad_tag():
+    script = str(ROOT / "scripts" / "k8s-render.sh")
+    for args in (["no-such-overlay"], ["kind", "bad tag!"]):
+        result = subprocess.run([script, *args], capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 2, result.stderr
