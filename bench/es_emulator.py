@@ -155,8 +155,8 @@ def main() -> int:
     figures: list[Figure] = []
     for (per_request, threads), samples in runs.items():
         label = f"{per_request}-doc bulks, {threads} client thread{'s' if threads > 1 else ''}"
-        figures.append(Figure(f"emulator ingest, {label}", "docs/s", [r.docs_per_second for r in samples]))
-        figures.append(Figure(f"emulator ingest, {label}", "MB/s", [r.mb_per_second for r in samples]))
+        figures.append(Figure(f"emulator ingest rate, {label}", "docs/s", [r.docs_per_second for r in samples]))
+        figures.append(Figure(f"emulator ingest volume, {label}", "MB/s", [r.mb_per_second for r in samples]))
     ceiling = [r.docs_per_cpu_second for samples in runs.values() for r in samples]
     figures.append(
         Figure(

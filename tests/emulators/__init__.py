@@ -1,0 +1,1 @@
+"""Stand-ins for what cannot run here: Elasticsearch's Bulk API and a Fluentd forward-protocol receiver."""
