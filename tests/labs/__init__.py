@@ -1,0 +1,1 @@
+"""Workshop labs executed as tests, and the local pod runner behind `make local`."""
