@@ -216,20 +216,22 @@ def scrape_latencies(running: Exporter) -> tuple[list[float], int]:
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def main() -> int:
     lossless_1: list[float] = []
     lossless_10: list[float] = []
-    p50 = {1000: [], 10000: []}  # type: dict[int, list[float]]
-    p99 = {1000: [], 10000: []}  # type: dict[int, list[float]]
-    rss = {"idle": [], 1000: [], 10000: []}  # type: dict[str | int, list[float]]
+    p50: dict[int, list[float]] = {1000: [], 10000: []}
+    p99: dict[int, list[float]] = {1000: [], 10000: []}
+    rss: dict[str | int, list[float]] = {"idle": [], 1000: [], 10000: []}
     sizes: dict[int, int] = {}
     steps: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-exporter-") as tmp:
         for run in range(REPEATS):
-            print(f"run {run + 1}/{REPEATS}", flush=True)
+            # Other work on the machine steals the exporter's CPU; the load average puts a run in context.
+            steps.setdefault("load average (1 min) at each run's start", []).append(os.getloadavg()[0])
+            print(f"run {run + 1}/{REPEATS} (load average {os.getloadavg()[0]:.1f})", flush=True)
             with exporter(Path(tmp)) as running:
                 time.sleep(1)
                 rss["idle"].append(rss_mib(running.process.pid, include_children=False))

@@ -1,0 +1,1 @@
+"""The statsd source: parse lines, receive UDP packets, and ingest them into the series store."""

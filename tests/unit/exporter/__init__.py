@@ -1,0 +1,1 @@
+"""Unit tests of the metrics exporter (package metrics_exporter)."""

@@ -1,0 +1,256 @@
+"""The whole exporter in-process on real sockets: UDP in, HTTP out, probes, reloads, graceful stop."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+
+from metrics_exporter.service import Exporter
+from metrics_exporter.settings import Settings
+from sidecar_common import load_settings
+from tests.support import wait_until
+from tests.unit.exporter.conftest import Samples, samples_of, value
+
+MAPPING_V1 = """
+mappings:
+  - match: orders.*
+    name: orders_total
+    labels: {kind: "$1"}
+"""
+MAPPING_V2 = """
+mappings:
+  - match: orders.*
+    name: shop_orders_total
+    labels: {kind: "$1"}
+"""
+
+
+def http(port: int, path: str, method: str = "GET", headers: Mapping[str, str] | None = None) -> tuple[int, bytes, Any]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, response.read(), response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(), error.headers
+
+
+StartExporter = Callable[..., Exporter]
+
+
+@pytest.fixture
+def start_exporter(tmp_path: Path) -> Iterator[StartExporter]:
+    running: list[tuple[Exporter, threading.Thread]] = []
+
+    def start(mapping: str | None = MAPPING_V1, **env: str) -> Exporter:
+        environ = {
+            "EXPORTER_HOST": "127.0.0.1",
+            "EXPORTER_PORT": "0",
+            "STATSD_HOST": "127.0.0.1",
+            "STATSD_PORT": "0",
+            "EXPORTER_JSON_URL": "",
+            **env,
+        }
+        if mapping is not None:
+            path = tmp_path / "mapping.yaml"
+            path.write_text(mapping)
+            environ["EXPORTER_CONFIG"] = str(path)
+        exporter = Exporter(load_settings(Settings, environ))
+        thread = threading.Thread(target=exporter.run, daemon=True)
+        thread.start()
+        running.append((exporter, thread))
+        wait_until(exporter.ready, timeout=10, message="exporter ready")
+        return exporter
+
+    yield start
+    for exporter, thread in running:
+        exporter.stop.set()
+        thread.join(10)
+
+
+def send(exporter: Exporter, *packets: bytes) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for packet in packets:
+            sock.sendto(packet, ("127.0.0.1", exporter.receiver.port))
+
+
+def scrape(exporter: Exporter, headers: Mapping[str, str] | None = None) -> Samples:
+    status, body, _ = http(exporter.admin.port, "/metrics", headers=headers)
+    assert status == 200
+    return samples_of(body.decode())
+
+
+def scrape_until(exporter: Exporter, ready: Callable[[Samples], bool], message: str) -> Samples:
+    """Scrape until ``ready`` holds (UDP delivery is asynchronous) and return that scrape."""
+    last: list[Samples] = []
+
+    def check() -> bool:
+        last[:] = [scrape(exporter)]
+        return ready(last[0])
+
+    wait_until(check, message=message)
+    return last[0]
+
+
+def test_statsd_packets_show_up_on_metrics(start_exporter: StartExporter) -> None:
+    exporter = start_exporter()
+    send(exporter, b"orders.book:1|c", b"orders.book:2|c\norders.pen:1|c", b"garbage")
+    found = scrape_until(exporter, lambda s: value(s, "exporter_statsd_lines_total") == 4, "four lines counted")
+    assert value(found, "orders_total", kind="book") == 3
+    assert value(found, "orders_total", kind="pen") == 1
+    assert value(found, "exporter_statsd_packets_total") == 3
+    assert value(found, "exporter_statsd_parse_errors_total", reason="missing_value") == 1
+    assert value(found, "exporter_source_up", source="statsd") == 1
+    assert ("exporter_source_up", frozenset({("source", "json")})) not in found  # EXPORTER_JSON_URL is empty
+    assert value(found, "process_resident_memory_bytes") is not None
+
+
+def test_huge_and_non_utf8_packets_are_counted_and_the_exporter_keeps_going(start_exporter: StartExporter) -> None:
+    exporter = start_exporter()
+    send(exporter, b"big:" + b"9" * 65000 + b"|c", b"\xff\xfe\xfd:1|c", b"orders.ok:1|c")
+    found = scrape_until(exporter, lambda s: value(s, "orders_total", kind="ok") == 1, "the good packet counted")
+    assert value(found, "exporter_statsd_parse_errors_total", reason="invalid_utf8") == 1
+    # 65,000 digits overflow a float: the line is refused, not exported as +Inf.
+    assert value(found, "exporter_statsd_parse_errors_total", reason="invalid_value") == 1
+    assert value(found, "big_total") is None
+    assert http(exporter.admin.port, "/livez")[0] == 200
+
+
+def test_probes(start_exporter: StartExporter) -> None:
+    exporter = start_exporter()
+    assert http(exporter.admin.port, "/livez")[0] == 200
+    assert http(exporter.admin.port, "/readyz")[0] == 200
+
+
+def test_metrics_negotiates_openmetrics_and_gzip(start_exporter: StartExporter) -> None:
+    exporter = start_exporter()
+    send(exporter, b"orders.book:1|c", b"lat:5|ms|#route:/x", b"temp:3|g", b"users:a|s")
+    scrape_until(exporter, lambda s: value(s, "exporter_statsd_lines_total") == 4, "lines received")
+    status, body, headers = http(
+        exporter.admin.port,
+        "/metrics",
+        headers={"Accept": "application/openmetrics-text; version=1.0.0", "Accept-Encoding": "gzip"},
+    )
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/openmetrics-text")
+    assert headers["Content-Encoding"] == "gzip"
+    text = gzip.decompress(body).decode()
+    # The strict OpenMetrics parser accepts every family (counters, histogram, gauges, info-less page).
+    families = {family.name: family.type for family in openmetrics_families(text)}
+    assert families["orders"] == "counter"
+    assert families["lat_seconds"] == "histogram"
+    assert families["temp"] == "gauge"
+    assert families["exporter_source_up"] == "gauge"
+
+
+def test_reload_good_then_bad_then_good(start_exporter: StartExporter, tmp_path: Path) -> None:
+    exporter = start_exporter()
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(MAPPING_V2)
+    status, body, _ = http(exporter.admin.port, "/-/reload", method="POST")
+    assert status == 200
+    assert json.loads(body)["changed"] is True
+    send(exporter, b"orders.book:1|c")
+    wait_until(lambda: value(scrape(exporter), "shop_orders_total", kind="book") == 1, message="new mapping used")
+
+    mapping.write_text("mappings: [{match: orders.*, name: 'broken name'}]")
+    status, body, _ = http(exporter.admin.port, "/-/reload", method="POST")
+    assert status == 422
+    answer = json.loads(body)
+    assert answer["error"] == "invalid config"
+    assert "mappings[0].name" in answer["detail"]
+    send(exporter, b"orders.pen:1|c")
+    found = scrape_until(exporter, lambda s: value(s, "shop_orders_total", kind="pen") == 1, "the running mapping kept")
+    assert value(found, "exporter_config_last_reload_successful") == 0
+    assert value(found, "exporter_config_reloads_total", result="failure") == 1
+
+    mapping.write_text(MAPPING_V2)
+    assert http(exporter.admin.port, "/-/reload", method="POST")[0] == 200
+    found = scrape(exporter)
+    assert value(found, "exporter_config_last_reload_successful") == 1
+    assert value(found, "exporter_config_reloads_total", result="success") == 2
+    # Reloading the same content keeps the series (only a real mapping change starts afresh).
+    assert value(found, "shop_orders_total", kind="pen") == 1
+
+
+def test_a_sighup_style_request_reloads_from_the_main_loop(start_exporter: StartExporter, tmp_path: Path) -> None:
+    exporter = start_exporter()
+    (tmp_path / "mapping.yaml").write_text(MAPPING_V2)
+    exporter.reload_requested.set()
+    wait_until(lambda: exporter.reloader.status().successes == 1, message="reload from the main loop")
+    assert exporter.reloader.config.mappings[0].name is not None
+    assert exporter.reloader.config.mappings[0].name.text == "shop_orders_total"
+
+
+def test_stop_closes_both_ports(start_exporter: StartExporter) -> None:
+    exporter = start_exporter()
+    udp_port, http_port = exporter.receiver.port, exporter.admin.port
+    exporter.stop.set()
+    wait_until(lambda: not exporter.receiver.bound, message="receiver closed")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", udp_port))  # free again
+
+    def http_refused() -> bool:
+        try:
+            http(http_port, "/livez")
+        except urllib.error.URLError:
+            return True
+        return False
+
+    wait_until(http_refused, message="admin server closed")
+
+
+class SlowStats(BaseHTTPRequestHandler):
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        self.release.wait(30)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_the_scrape_timeout_header_reaches_the_json_source(start_exporter: StartExporter) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowStats)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        exporter = start_exporter(
+            EXPORTER_JSON_URL=f"http://127.0.0.1:{server.server_address[1]}/stats",
+            EXPORTER_JSON_TIMEOUT_SECONDS="25",
+            EXPORTER_SCRAPE_TIMEOUT_MARGIN_SECONDS="0.2",
+        )
+        started = time.monotonic()
+        found = scrape(exporter, headers={"X-Prometheus-Scrape-Timeout-Seconds": "1"})
+        elapsed = time.monotonic() - started
+        assert value(found, "exporter_source_up", source="json") == 0
+        assert value(found, "exporter_source_up", source="statsd") == 1
+        # Functional bound: without the header the exporter would have waited the configured 25 s.
+        assert elapsed < 15
+    finally:
+        SlowStats.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_invalid_mapping_at_start_is_refused(tmp_path: Path) -> None:
+    from metrics_exporter.config import ConfigError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("mappings: [{match: a, name: hits, type: counter}]")
+    environ = {"EXPORTER_CONFIG": str(path), "EXPORTER_PORT": "0", "STATSD_PORT": "0", "STATSD_HOST": "127.0.0.1"}
+    with pytest.raises(ConfigError, match="must end with _total"):
+        Exporter(load_settings(Settings, environ))
