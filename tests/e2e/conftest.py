@@ -1,0 +1,51 @@
+"""Fixtures of the e2e layer: the running compose stack, or a clean skip when there is none.
+
+`make e2e` starts the CI stack (docker-compose.yml + docker-compose.ci.yml), runs these
+tests with E2E_REQUIRE_STACK=1 (a missing stack is then a failure, not a skip) and
+E2E_TEARDOWN=1 (the `make down` / `make clean` tests may stop the stack), and always
+tears down. Run by hand against a stack you started, they skip the teardown tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.e2e.stack import HTTP_TIMEOUT_SECONDS, Stack
+
+# Tests that stop the stack run after every other e2e test.
+TEARDOWN_MODULE = "test_teardown.py"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Move the teardown tests to the end: they stop the stack the others need."""
+    teardown = [item for item in items if Path(str(item.fspath)).name == TEARDOWN_MODULE]
+    rest = [item for item in items if Path(str(item.fspath)).name != TEARDOWN_MODULE]
+    items[:] = rest + teardown
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("E2E_REQUIRE_STACK") == "1":
+        pytest.fail(f"E2E_REQUIRE_STACK=1 but {reason}", pytrace=False)
+    pytest.skip(f"{reason} (start it with `make e2e`, or `make up` + the CI override)")
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    """The CI stack on 127.0.0.1, after checking it answers; skip (or fail) when it does not."""
+    if shutil.which("docker") is None:
+        _unavailable("no docker CLI on this machine")
+    found = Stack.from_environment()
+    try:
+        requests.get(f"{found.app}/livez", timeout=HTTP_TIMEOUT_SECONDS).raise_for_status()
+    except requests.RequestException as error:
+        _unavailable(f"no compose stack answers on {found.app} ({type(error).__name__})")
+    try:
+        found.emulator_docs()
+    except requests.RequestException:
+        _unavailable(f"{found.elasticsearch} is not the Bulk-API emulator (the CI override swaps it in)")
+    return found.with_discovered_config_source()

@@ -1,0 +1,109 @@
+"""Editing the bind-mounted config reloads the running app; a broken edit is refused (the first workshop exercise).
+
+The tests edit only the throwaway copy that the CI override bind-mounts (E2E_CONFIG_SOURCE),
+never the repository's ./config, and put the original file back afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from sidecar_common import content_version, read_config_files
+from tests.e2e.stack import HTTP_TIMEOUT_SECONDS, REPO_ROOT, Stack
+from tests.support import wait_until
+
+RELOAD_TIMEOUT_SECONDS = 60.0
+APP_CONFIG = "app.yaml"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace a file the way editors and kubelet do: a hidden temp file renamed over it."""
+    temporary = path.with_name(f".{path.name}.e2e-tmp")
+    temporary.write_text(text)
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
+
+
+def app_config(stack: Stack) -> dict[str, Any]:
+    body: dict[str, Any] = stack.get_json(f"{stack.app}/api/config")
+    return body
+
+
+def sidecar_counter(stack: Stack, name: str, **labels: str) -> float:
+    """A counter of the config sidecar's /metrics (0 before its first increment)."""
+    text = requests.get(f"{stack.config_sidecar}/metrics", timeout=HTTP_TIMEOUT_SECONDS).text
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == f"{name}_total" and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+@pytest.fixture
+def config_source(stack: Stack) -> Iterator[Path]:
+    """The stack's config source directory, restored to its original content after the test."""
+    source = stack.config_source
+    if source is None or not (source / APP_CONFIG).is_file():
+        pytest.skip("the stack's config source (E2E_CONFIG_SOURCE) is not a readable directory here")
+    if source.resolve() == (REPO_ROOT / "config").resolve():
+        pytest.skip("the stack mounts the repository's own ./config; these tests edit only a copy")
+    original = (source / APP_CONFIG).read_text()
+    original_version = content_version(read_config_files(source))
+    yield source
+    write_atomically(source / APP_CONFIG, original)
+    wait_until(
+        lambda: app_config(stack)["version"] == original_version,
+        timeout=RELOAD_TIMEOUT_SECONDS,
+        interval=0.5,
+        message="the app back on the original config",
+    )
+
+
+def test_editing_the_mounted_config_reloads_the_running_app(stack: Stack, config_source: Path) -> None:
+    before = app_config(stack)
+    document = yaml.safe_load((config_source / APP_CONFIG).read_text())
+    greeting = f"Hello from the e2e test {uuid.uuid4().hex[:8]}"
+    document["greeting"] = greeting
+
+    write_atomically(config_source / APP_CONFIG, yaml.safe_dump(document, sort_keys=False))
+    expected_version = content_version(read_config_files(config_source))
+
+    def reloaded() -> dict[str, Any] | None:
+        body = app_config(stack)
+        return body if body["version"] == expected_version else None
+
+    after = wait_until(
+        reloaded, timeout=RELOAD_TIMEOUT_SECONDS, interval=0.5, message=f"the app serving version {expected_version}"
+    )
+    assert after is not None
+    assert after["version"] != before["version"]
+    assert after["config"]["greeting"] == greeting
+    served = stack.get_json(f"{stack.app}/api/greeting")
+    assert served["greeting"] == greeting
+    assert served["config_version"] == expected_version
+
+
+def test_invalid_config_is_refused_and_the_app_keeps_the_last_good_one(stack: Stack, config_source: Path) -> None:
+    good_version = app_config(stack)["version"]
+    invalid_before = sidecar_counter(stack, "config_sidecar_syncs", result="invalid")
+
+    write_atomically(config_source / APP_CONFIG, "greeting: [this list is never closed\n")
+
+    wait_until(
+        lambda: sidecar_counter(stack, "config_sidecar_syncs", result="invalid") > invalid_before,
+        timeout=RELOAD_TIMEOUT_SECONDS,
+        interval=0.5,
+        message="the config sidecar refusing the broken app.yaml",
+    )
+    assert app_config(stack)["version"] == good_version
+    assert requests.get(f"{stack.app}/readyz", timeout=HTTP_TIMEOUT_SECONDS).status_code == 200
