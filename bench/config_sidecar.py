@@ -5,7 +5,7 @@ each update a kubelet-style swap is made in the source directory (the kubelet
 simulator from tests/support), then ``GET /api/config`` is polled on fresh
 connections (any worker) until it reports the new version. Two configurations:
 
-- inotify: the default, a directory watch with a 50 ms quiet period;
+- inotify: the default, a directory watch; a ``..data`` swap after a quiet spell syncs at once;
 - re-hash only: ``CONFIG_WATCH=false`` and a 1 s ``CONFIG_RESYNC_SECONDS``, the
   fallback when events are lost; updates land at a random phase of the period.
 
@@ -209,7 +209,8 @@ def main() -> int:
         series[f"latency_{key}_ms"] = [round(v, 3) for v in latencies]
         target = Target("<=", 100.0) if name == "inotify" else None
         note = (
-            "..data swap -> GET /api/config serves it (any of 2 gunicorn workers); 50 ms debounce, JSON Schema on"
+            "..data swap -> GET /api/config serves it (any of 2 gunicorn workers); swap synced at once "
+            "(leading edge), JSON Schema on"
             if name == "inotify"
             else f"CONFIG_WATCH=false, CONFIG_RESYNC_SECONDS={RESYNC_SECONDS:g}: bounded by the period"
         )

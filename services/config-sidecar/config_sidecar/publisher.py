@@ -1,0 +1,194 @@
+"""Publish a config set into the target directory atomically, the way kubelet's AtomicWriter does.
+
+Layout after a publish (the app reads ``..data`` once, or the visible names)::
+
+    app.yaml -> ..data/app.yaml
+    ..data -> ..2024_05_01_10_00_00.123456789
+    ..2024_05_01_10_00_00.123456789/app.yaml
+
+Steps: write every file into a new hidden versioned directory and fsync it;
+point ``..data_tmp`` at it and rename that over ``..data`` (a rename is atomic,
+so a reader sees the old set or the new one, never a mix); fsync the target
+directory; add visible links of new keys, remove those of deleted keys; delete
+old versions. The version published just before is kept until the next publish
+so a reader that resolved ``..data`` a moment before the swap can finish reading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from config_sidecar.source import (
+    DATA_LINK,
+    ConfigSet,
+    NameFilter,
+    SourceMissingError,
+    SourceReader,
+    SourceUnstableError,
+)
+
+logger = logging.getLogger(__name__)
+
+DATA_TMP_LINK = "..data_tmp"
+_LINK_TMP = "..link_tmp"
+_BOOKKEEPING = frozenset({DATA_LINK, DATA_TMP_LINK, _LINK_TMP})
+
+
+class PublishError(Exception):
+    """Writing the target directory failed; the previously published set is still in place."""
+
+    def __init__(self, directory: Path, reason: str) -> None:
+        super().__init__(f"cannot publish into {directory}: {reason}")
+        self.directory = directory
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What a publish wrote: the set's version and its versioned directory."""
+
+    version: str
+    directory: Path
+
+
+class Publisher:
+    """Write config sets into ``target_dir``; only ever writes below that directory."""
+
+    def __init__(
+        self,
+        target_dir: Path,
+        keep_previous: bool = True,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.target_dir = target_dir
+        self.keep_previous = keep_previous
+        self._clock_ns = clock_ns
+
+    def published(self) -> ConfigSet | None:
+        """Read the set currently published (after a restart, the emptyDir still holds it)."""
+        if not (self.target_dir / DATA_LINK).is_symlink():
+            return None
+        try:
+            return SourceReader(self.target_dir, NameFilter(())).read()
+        except (SourceMissingError, SourceUnstableError, OSError):
+            logger.warning("cannot read the currently published set; will publish anew", exc_info=True)
+            return None
+
+    def publish(self, config: ConfigSet) -> PublishResult:
+        """Write ``config`` as a new version and swap it in; raise PublishError on I/O failure."""
+        try:
+            self.target_dir.mkdir(parents=True, exist_ok=True)
+            previous = self._current_version_dir()
+            version_dir = self._new_version_dir()
+            try:
+                for name, file in config.files.items():
+                    _write_file(version_dir / name, file.content, file.mode)
+                _fsync_dir(version_dir)
+                self._swap_data_link(version_dir)
+            except BaseException:
+                shutil.rmtree(version_dir, ignore_errors=True)  # never leave a half-written version behind
+                raise
+            _fsync_dir(self.target_dir)  # the swap itself is durable before the app is told
+            self._update_visible_links(set(config.files))
+            _fsync_dir(self.target_dir)
+        except OSError as exc:
+            raise PublishError(self.target_dir, f"{exc.strerror or exc} ({exc.filename or '-'})") from exc
+        keep = {version_dir.name}
+        if self.keep_previous and previous is not None:
+            keep.add(previous.name)
+        self._remove_old_versions(keep)
+        return PublishResult(config.version, version_dir)
+
+    def _current_version_dir(self) -> Path | None:
+        link = self.target_dir / DATA_LINK
+        return link.resolve() if link.is_symlink() else None
+
+    def _new_version_dir(self) -> Path:
+        """Create ``..<UTC timestamp>.<nanoseconds>`` like kubelet; unique even within a second."""
+        now = self._clock_ns()
+        for offset in range(1000):
+            stamp = now + offset
+            seconds = datetime.fromtimestamp(stamp // 1_000_000_000, UTC).strftime("%Y_%m_%d_%H_%M_%S")
+            path = self.target_dir / f"..{seconds}.{stamp % 1_000_000_000:09d}"
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            path.chmod(0o755)  # readable by the app container whatever our umask is
+            return path
+        raise FileExistsError(f"no free version directory name in {self.target_dir}")
+
+    def _swap_data_link(self, version_dir: Path) -> None:
+        """Point ``..data`` at ``version_dir`` with one atomic rename."""
+        tmp = self.target_dir / DATA_TMP_LINK
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # left over by a crash between symlink and rename
+        os.symlink(version_dir.name, tmp)  # relative, so the volume can be mounted anywhere
+        os.replace(tmp, self.target_dir / DATA_LINK)
+
+    def _update_visible_links(self, names: set[str]) -> None:
+        """Give every key a ``name -> ..data/name`` link; drop links of keys that are gone."""
+        for name in sorted(names):
+            link = self.target_dir / name
+            wanted = f"{DATA_LINK}/{name}"
+            if link.is_symlink() and os.readlink(link) == wanted:
+                continue  # the link goes through ..data, so it already shows the new content
+            tmp = self.target_dir / _LINK_TMP
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            os.symlink(wanted, tmp)
+            try:
+                os.replace(tmp, link)  # atomic, even over a plain file left by someone else
+            except IsADirectoryError:
+                tmp.unlink()
+                logger.warning("cannot publish key %s: a directory of that name is in the way", name)
+        for entry in self._entries():
+            if entry.name in names or entry.name.startswith(".") or not entry.is_symlink():
+                continue
+            if os.readlink(entry.path).startswith(f"{DATA_LINK}/"):
+                os.unlink(entry.path)  # our link of a deleted key; other files are not ours to delete
+
+    def _remove_old_versions(self, keep: set[str]) -> None:
+        """Delete versioned directories other than ``keep``; a failure is logged, the publish stands."""
+        for entry in self._entries():
+            if entry.name in _BOOKKEEPING or entry.name in keep or not entry.name.startswith(".."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                try:
+                    shutil.rmtree(entry.path)
+                except OSError as exc:
+                    logger.warning("cannot remove old version %s: %s", entry.name, exc)
+
+    def _entries(self) -> Iterator[os.DirEntry[str]]:
+        with os.scandir(self.target_dir) as entries:
+            yield from list(entries)
+
+
+def _write_file(path: Path, content: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(content)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fchmod(fd, mode)  # after writing, so even a 0400 Secret file can be written first
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Persist a directory's entries (new files, a rename) so a crash cannot lose them."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

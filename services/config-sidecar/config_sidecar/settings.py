@@ -1,0 +1,116 @@
+"""The config sidecar's settings, read once from the environment into a frozen dataclass."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from sidecar_common import SettingsError, setting
+
+# Editors leave these next to the real file while saving (vim's swap files and its
+# "4913" writability probe, emacs autosaves, "~" backups); they are never config.
+DEFAULT_IGNORE_PATTERNS = ("*~", "*.swp", "*.swo", "*.swx", "*.tmp", "#*#", "4913")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the sidecar reads from its environment."""
+
+    source_dir: Path = setting(
+        "CONFIG_SOURCE_DIR", Path("/config-source"), "directory to watch: a ConfigMap/Secret volume or a plain dir"
+    )
+    target_dir: Path = setting(
+        "CONFIG_TARGET_DIR", Path("/etc/app/config"), "directory to publish into (the app's APP_CONFIG_DIR)"
+    )
+    reload_url: str = setting(
+        "CONFIG_RELOAD_URL", "http://localhost:8080/-/reload", "URL to POST after a publish; empty = no HTTP reload"
+    )
+    reload_verify: bool = setting(
+        "CONFIG_RELOAD_VERIFY",
+        True,
+        "count a reload as applied only if the 2xx body's version equals the published one",
+    )
+    reload_timeout_seconds: float = setting("CONFIG_RELOAD_TIMEOUT_SECONDS", 5.0, "timeout of one reload request")
+    reload_backoff_seconds: float = setting("CONFIG_RELOAD_BACKOFF_SECONDS", 0.1, "first retry delay of a reload")
+    reload_backoff_max_seconds: float = setting(
+        "CONFIG_RELOAD_BACKOFF_MAX_SECONDS", 10.0, "longest retry delay of a reload (exponential, jittered)"
+    )
+    reload_signal: str | None = setting(
+        "CONFIG_RELOAD_SIGNAL", None, "signal to send instead of the HTTP reload, e.g. SIGHUP (unset = HTTP)"
+    )
+    reload_process: str | None = setting(
+        "CONFIG_RELOAD_PROCESS", None, "program name to signal (comm, argv[0], script or -m module); shared PID ns"
+    )
+    schema_file: Path | None = setting("CONFIG_SCHEMA_FILE", None, "JSON Schema (JSON or YAML) for the app config")
+    schema_targets: tuple[str, ...] = setting(
+        "CONFIG_SCHEMA_TARGET", ("app.yaml",), "comma-separated files the schema applies to (must be present)"
+    )
+    resync_seconds: float = setting(
+        "CONFIG_RESYNC_SECONDS", 30.0, "full content re-hash period; catches missed events and inotify overflow"
+    )
+    watch: bool = setting("CONFIG_WATCH", True, "watch the source dir with inotify; false = periodic re-hash only")
+    debounce_seconds: float = setting(
+        "CONFIG_DEBOUNCE_SECONDS", 0.05, "quiet period after the last change event (a ..data swap syncs at once)"
+    )
+    debounce_max_seconds: float = setting(
+        "CONFIG_DEBOUNCE_MAX_SECONDS", 1.0, "sync at the latest this long after the first event of a burst"
+    )
+    ignore_patterns: tuple[str, ...] = setting(
+        "CONFIG_IGNORE_PATTERNS", DEFAULT_IGNORE_PATTERNS, "comma-separated globs of editor temp files to skip"
+    )
+    oneshot: bool = setting("CONFIG_ONESHOT", False, "sync once and exit (init container); never sends a reload")
+    heartbeat_seconds: float = setting(
+        "CONFIG_HEARTBEAT_SECONDS", 5.0, "the sync loop beats at least this often; /livez fails after 3 misses"
+    )
+    admin_host: str = setting("ADMIN_HOST", "0.0.0.0", "address of the admin HTTP server")
+    admin_port: int = setting("ADMIN_PORT", 8081, "port of /livez, /readyz, /status and /metrics")
+    log_level: str = setting("LOG_LEVEL", "INFO", "log level (DEBUG, INFO, WARNING, ERROR)")
+
+    def validate(self) -> None:
+        """Reject combinations that parse but cannot work, naming the variable."""
+        for name, value in (
+            ("CONFIG_RESYNC_SECONDS", self.resync_seconds),
+            ("CONFIG_RELOAD_TIMEOUT_SECONDS", self.reload_timeout_seconds),
+            ("CONFIG_RELOAD_BACKOFF_SECONDS", self.reload_backoff_seconds),
+            ("CONFIG_HEARTBEAT_SECONDS", self.heartbeat_seconds),
+            ("CONFIG_DEBOUNCE_MAX_SECONDS", self.debounce_max_seconds),
+        ):
+            if value <= 0:
+                raise SettingsError(name, f"must be > 0, got {value}")
+        if self.debounce_seconds < 0:
+            raise SettingsError("CONFIG_DEBOUNCE_SECONDS", f"must be >= 0, got {self.debounce_seconds}")
+        if self.reload_backoff_max_seconds < self.reload_backoff_seconds:
+            raise SettingsError("CONFIG_RELOAD_BACKOFF_MAX_SECONDS", "must be >= CONFIG_RELOAD_BACKOFF_SECONDS")
+        if not 0 <= self.admin_port <= 65535:
+            raise SettingsError("ADMIN_PORT", f"must be a TCP port, got {self.admin_port}")
+        if self.reload_url and not self.reload_url.startswith(("http://", "https://")):
+            raise SettingsError("CONFIG_RELOAD_URL", "must be an http:// or https:// URL (or empty)")
+        if self.reload_signal:
+            try:
+                parse_signal(self.reload_signal)
+            except ValueError as exc:
+                raise SettingsError("CONFIG_RELOAD_SIGNAL", str(exc)) from None
+            if not self.reload_process:
+                raise SettingsError("CONFIG_RELOAD_PROCESS", "is required when CONFIG_RELOAD_SIGNAL is set")
+        source, target = self.source_dir.absolute(), self.target_dir.absolute()
+        if source == target or source in target.parents or target in source.parents:
+            raise SettingsError("CONFIG_TARGET_DIR", "must not be CONFIG_SOURCE_DIR, inside it, or contain it")
+
+    @property
+    def reload_mode(self) -> str:
+        """How the app is told: "signal", "http" or "none" (the app watches files itself)."""
+        if self.reload_signal:
+            return "signal"
+        return "http" if self.reload_url else "none"
+
+
+def parse_signal(name: str) -> signal.Signals:
+    """Turn "SIGHUP", "HUP" or "1" into a signal, or raise ValueError."""
+    raw = name.strip().upper()
+    if raw.isdigit():
+        return signal.Signals(int(raw))
+    try:
+        return signal.Signals[raw if raw.startswith("SIG") else f"SIG{raw}"]
+    except KeyError:
+        raise ValueError(f"unknown signal {name!r}") from None

@@ -1,0 +1,403 @@
+"""The running sidecar, in-process, against a kubelet-style volume and a fake app: what a user sees."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from config_sidecar.settings import Settings
+from config_sidecar.source import ConfigFile, ConfigSet
+from config_sidecar.sync import SyncResult
+from sidecar_common import content_version, read_config_files
+from tests.support import wait_until
+from tests.support.kubelet import KubeletVolume
+from tests.unit.config_sidecar.conftest import FakeApp, RunningSidecar, fast_settings
+
+StartSidecar = Callable[[Settings], RunningSidecar]
+MakeSettings = Callable[..., Settings]
+
+
+def version_of(files: dict[str, str]) -> str:
+    return content_version({name: content.encode() for name, content in files.items()})
+
+
+def published_files(target: Path) -> dict[str, str]:
+    return {name: content.decode() for name, content in read_config_files(target).items()}
+
+
+def test_update_is_published_and_acknowledged_by_the_app(
+    volume: KubeletVolume, target: Path, fake_app: FakeApp, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    first = {"app.yaml": "greeting: one\n"}
+    volume.write(first)
+    sidecar = start_sidecar(make_settings(reload_url=fake_app.url))
+    sidecar.wait_published(version_of(first))
+    wait_until(lambda: sidecar.status()["applied"]["version"] == version_of(first), 15, message="first applied")
+
+    second = {"app.yaml": "greeting: two\n"}
+    volume.write(second)
+    status = sidecar.wait_published(version_of(second))
+
+    assert published_files(target) == second
+    assert (target / "app.yaml").read_text() == "greeting: two\n"  # the visible name shows it too
+    assert status["published"]["changed"] == ["app.yaml"]
+    wait_until(lambda: sidecar.status()["applied"]["version"] == version_of(second), 15, message="second applied")
+    assert fake_app.reloads[-1] == {"version": version_of(second), "changed": ["app.yaml"]}
+    assert sidecar.status()["drift"]["drifting"] is False
+    assert sidecar.metric("config_sidecar_drift") == 0
+    assert sidecar.metric("config_sidecar_applied_version_info", version=version_of(second)) == 1
+    assert sidecar.metric("config_sidecar_published_version_info", version=version_of(first)) == 0  # replaced
+    assert sidecar.metric("config_sidecar_propagation_seconds_count") >= 2
+
+
+def test_added_and_deleted_keys_appear_and_disappear(
+    volume: KubeletVolume, target: Path, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    volume.write({"app.yaml": "greeting: a\n"})
+    sidecar = start_sidecar(make_settings())
+    sidecar.wait_published(version_of({"app.yaml": "greeting: a\n"}))
+
+    with_extra = {"app.yaml": "greeting: a\n", "features.json": '{"beta": true}'}
+    volume.write(with_extra)
+    status = sidecar.wait_published(version_of(with_extra))
+    assert status["published"]["changed"] == ["features.json"]
+    assert os.readlink(target / "features.json") == "..data/features.json"
+    assert json.loads((target / "features.json").read_text()) == {"beta": True}
+
+    without = {"features.json": '{"beta": true}'}
+    volume.write(without)
+    status = sidecar.wait_published(version_of(without))
+    assert status["published"]["changed"] == ["app.yaml"]
+    assert not os.path.lexists(target / "app.yaml")  # no dangling link left behind
+    assert published_files(target) == without
+
+
+def test_burst_of_updates_converges_to_the_last_without_publishing_each(
+    volume: KubeletVolume, target: Path, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    volume.write({"app.yaml": "greeting: start\n"})
+    # A quiet period long enough that the 50 swaps below count as one burst even on a busy machine.
+    sidecar = start_sidecar(make_settings(debounce_seconds=0.4, debounce_max_seconds=10.0))
+    sidecar.wait_published(version_of({"app.yaml": "greeting: start\n"}))
+    before = sidecar.published()
+
+    for number in range(50):
+        volume.write({"app.yaml": f"greeting: update {number}\n"})
+    last = {"app.yaml": "greeting: update 49\n"}
+    sidecar.wait_published(version_of(last))
+
+    assert published_files(target) == last
+    assert sidecar.published() - before <= 5, "a burst must be debounced, not published update by update"
+
+
+def test_invalid_yaml_keeps_the_last_good_set_and_reports_file_and_line(
+    volume: KubeletVolume, target: Path, fake_app: FakeApp, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    good = {"app.yaml": "greeting: good\nchaos:\n  latency_ms: 5\n"}
+    volume.write(good)
+    sidecar = start_sidecar(make_settings(reload_url=fake_app.url))
+    sidecar.wait_published(version_of(good))
+
+    volume.write({"app.yaml": "greeting: bad\nchaos:\n  latency_ms: [5\n", "other.txt": "x"})
+    status = wait_until(lambda: (s := sidecar.status())["last_error"] and s, 15, message="the error in /status")
+
+    assert status["last_error"]["stage"] == "validate"
+    assert status["last_error"]["file"] == "app.yaml"
+    assert status["last_error"]["line"] == 4
+    assert "flow sequence" in status["last_error"]["reason"]
+    assert status["published"]["version"] == version_of(good)
+    assert published_files(target) == good  # the app keeps running the last good version
+    assert sidecar.metric("config_sidecar_validation_failures_total") == 1
+    assert sidecar.metric("config_sidecar_syncs_total", result="invalid") >= 1
+    assert "latency_ms" not in json.dumps(status)  # no file contents in /status
+
+    fixed = {"app.yaml": "greeting: fixed\n"}
+    volume.write(fixed)
+    status = sidecar.wait_published(version_of(fixed))
+    assert status["last_error"] is None
+
+
+def test_schema_violation_is_refused_with_file_line_and_rule(
+    tmp_path: Path, volume: KubeletVolume, target: Path, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    schema = tmp_path / "app.schema.json"
+    schema.write_text(
+        json.dumps(
+            {
+                "type": "object",
+                "required": ["greeting"],
+                "properties": {
+                    "greeting": {"type": "string"},
+                    "chaos": {"type": "object", "properties": {"error_rate": {"type": "number", "maximum": 1}}},
+                },
+            }
+        )
+    )
+    good = {"app.yaml": "greeting: hi\nchaos:\n  error_rate: 0.5\n"}
+    volume.write(good)
+    sidecar = start_sidecar(make_settings(schema_file=schema))
+    sidecar.wait_published(version_of(good))
+
+    volume.write({"app.yaml": "greeting: hi\nchaos:\n  error_rate: 7.25\n"})
+    status = wait_until(lambda: (s := sidecar.status())["last_error"] and s, 15, message="the schema error")
+
+    assert status["last_error"]["file"] == "app.yaml"
+    assert status["last_error"]["line"] == 3
+    assert "chaos.error_rate" in status["last_error"]["reason"]
+    assert "maximum" in status["last_error"]["reason"]
+    assert "7.25" not in json.dumps(status)
+    assert published_files(target) == good
+
+
+def test_source_missing_at_start_is_published_once_it_appears(
+    tmp_path: Path, target: Path, start_sidecar: StartSidecar
+) -> None:
+    late = KubeletVolume(tmp_path / "late-source")
+    sidecar = start_sidecar(fast_settings(late.directory, target))
+    status = wait_until(lambda: (s := sidecar.status())["last_error"] and s, 15, message="missing source reported")
+    assert status["last_error"]["stage"] == "read"
+    assert "does not exist" in status["last_error"]["reason"]
+    assert sidecar.get("/readyz")[0] == 503
+
+    files = {"app.yaml": "greeting: late\n"}
+    late.write(files)
+    sidecar.wait_published(version_of(files))
+    assert sidecar.get("/readyz")[0] == 200
+    assert published_files(target) == files
+    assert sidecar.status()["watch"]["watching"] is True
+
+
+def test_app_down_while_notifying_retries_until_the_newest_version_is_acknowledged(
+    volume: KubeletVolume, target: Path, fake_app: FakeApp, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    fake_app.refuse(True)  # the app is still starting: connection refused
+    first = {"app.yaml": "greeting: first\n"}
+    volume.write(first)
+    sidecar = start_sidecar(make_settings(reload_url=fake_app.url))
+    sidecar.wait_published(version_of(first))
+    wait_until(lambda: sidecar.metric("config_sidecar_reload_failures_total") >= 2, 15, message="retries")
+    status = sidecar.status()
+    assert status["applied"]["version"] is None
+    assert status["drift"]["drifting"] is True
+    assert "connection refused" in status["reload"]["last_error"]["reason"]
+    assert sidecar.metric("config_sidecar_drift") == 1
+
+    newest = {"app.yaml": "greeting: newest\n"}
+    volume.write(newest)
+    sidecar.wait_published(version_of(newest))
+    fake_app.refuse(False)
+
+    wait_until(lambda: sidecar.status()["applied"]["version"] == version_of(newest), 15, message="newest applied")
+    assert sidecar.metric("config_sidecar_drift") == 0
+    assert fake_app.reloads, "the app must have been told"
+    assert {r["version"] for r in fake_app.reloads} == {version_of(newest)}  # the superseded one is never sent
+    assert sidecar.metric("config_sidecar_reload_attempts_total") > sidecar.metric(
+        "config_sidecar_reload_failures_total"
+    )
+
+
+def test_app_refusing_the_config_keeps_retrying_and_shows_its_reason(
+    volume: KubeletVolume, fake_app: FakeApp, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    fake_app.answer_status = 422
+    volume.write({"app.yaml": "greeting: x\n"})
+    sidecar = start_sidecar(make_settings(reload_url=fake_app.url))
+    wait_until(lambda: len(fake_app.reloads) >= 2, 15, message="retried after a 422")
+    reason = sidecar.status()["reload"]["last_error"]["reason"]
+    assert "422" in reason
+    assert "app.yaml: line 1" in reason
+    fake_app.answer_status = 200
+    wait_until(lambda: sidecar.status()["applied"]["version"] == version_of({"app.yaml": "greeting: x\n"}), 15)
+
+
+@pytest.mark.parametrize("save", ["in place", "write and rename"])
+def test_plain_directory_edits_are_published(
+    save: str, tmp_path: Path, target: Path, start_sidecar: StartSidecar
+) -> None:
+    source = tmp_path / "plain"
+    source.mkdir()
+    (source / "app.yaml").write_text("greeting: before\n")
+    (source / ".app.yaml.swp").write_bytes(b"\0vim swap")
+    sidecar = start_sidecar(fast_settings(source, target))
+    sidecar.wait_published(version_of({"app.yaml": "greeting: before\n"}))
+
+    if save == "in place":
+        with (source / "app.yaml").open("w") as handle:
+            handle.write("greeting: after\n")
+    else:
+        (source / "app.yaml.tmp").write_text("greeting: after\n")
+        os.replace(source / "app.yaml.tmp", source / "app.yaml")
+    status = sidecar.wait_published(version_of({"app.yaml": "greeting: after\n"}))
+
+    assert published_files(target) == {"app.yaml": "greeting: after\n"}
+    assert status["source"]["layout"] == "plain"
+    assert sorted(os.listdir(target)) == sorted(["app.yaml", "..data", *[p.name for p in target.glob("..2*")]])
+
+
+def test_secret_file_mode_is_kept(
+    volume: KubeletVolume, target: Path, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    files = {"app.yaml": "greeting: hi\n", "db-password": "hunter2"}
+    volume.write(files, modes={"db-password": 0o400})
+    sidecar = start_sidecar(make_settings())
+    sidecar.wait_published(version_of(files))
+
+    assert (target / "db-password").stat().st_mode & 0o777 == 0o400
+    assert (target / "app.yaml").stat().st_mode & 0o777 == 0o644
+    assert "hunter2" not in json.dumps(sidecar.status())
+
+
+def test_unchanged_content_publishes_and_reloads_nothing(
+    volume: KubeletVolume, target: Path, fake_app: FakeApp, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    files = {"app.yaml": "greeting: same\n"}
+    volume.write(files)
+    sidecar = start_sidecar(make_settings(reload_url=fake_app.url))
+    sidecar.wait_published(version_of(files))
+    wait_until(lambda: sidecar.status()["applied"]["version"] == version_of(files), 15)
+    data_before = os.readlink(target / "..data")
+    reloads_before = len(fake_app.reloads)
+    unchanged_before = sidecar.metric("config_sidecar_syncs_total", result="unchanged")
+
+    volume.write(files)  # a swap to a new ..<timestamp> dir with identical content
+
+    wait_until(
+        lambda: sidecar.metric("config_sidecar_syncs_total", result="unchanged") > unchanged_before,
+        15,
+        message="the swap was looked at",
+    )
+    assert sidecar.published() == 1
+    assert os.readlink(target / "..data") == data_before
+    assert len(fake_app.reloads) == reloads_before
+
+
+def test_restart_adopts_the_published_set_and_confirms_it_with_the_app(
+    volume: KubeletVolume, target: Path, fake_app: FakeApp, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    files = {"app.yaml": "greeting: kept\n"}
+    volume.write(files)
+    first = start_sidecar(make_settings())  # no reload URL: as if it died before telling the app
+    first.wait_published(version_of(files))
+    first.sidecar.stop()
+    data = os.readlink(target / "..data")
+
+    second = start_sidecar(make_settings(reload_url=fake_app.url))
+    wait_until(lambda: second.status()["applied"]["version"] == version_of(files), 15, message="confirmed")
+    wait_until(lambda: second.metric("config_sidecar_syncs_total", result="unchanged") >= 1, 15, message="1st pass")
+    assert second.published() == 0
+    assert os.readlink(target / "..data") == data
+    assert second.get("/readyz")[0] == 200
+
+
+def test_readyz_only_after_the_first_publish(
+    volume: KubeletVolume, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    volume.write({"app.yaml": "greeting: [unclosed\n"})
+    sidecar = start_sidecar(make_settings())
+    wait_until(lambda: sidecar.metric("config_sidecar_syncs_total", result="invalid") >= 1, 15)
+    assert sidecar.get("/readyz")[0] == 503
+    assert sidecar.get("/livez")[0] == 200  # invalid input is not a dead sidecar
+
+    volume.write({"app.yaml": "greeting: ok\n"})
+    wait_until(lambda: sidecar.get("/readyz")[0] == 200, 15, message="ready after the first publish")
+
+
+def test_livez_turns_red_when_the_sync_loop_hangs_and_green_again_after(
+    volume: KubeletVolume, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    volume.write({"app.yaml": "greeting: a\n"})
+    sidecar = start_sidecar(make_settings(heartbeat_seconds=0.2))
+    sidecar.wait_published(version_of({"app.yaml": "greeting: a\n"}))
+    assert sidecar.get("/livez")[0] == 200
+
+    release = threading.Event()
+    syncer = sidecar.sidecar.syncer
+    real_sync = syncer.sync
+
+    def hanging_sync(trigger: str, detected_at: float | None = None) -> SyncResult:
+        release.wait(30)  # e.g. a read stuck on a dead network filesystem
+        return real_sync(trigger, detected_at)
+
+    syncer.sync = hanging_sync  # type: ignore[method-assign]
+    volume.write({"app.yaml": "greeting: b\n"})
+
+    wait_until(lambda: sidecar.get("/livez")[0] == 503, 15, message="/livez red")
+    assert "config-watcher" in json.loads(sidecar.get("/livez")[1])["stale_heartbeats"]
+    release.set()
+    wait_until(lambda: sidecar.get("/livez")[0] == 200, 15, message="/livez green again")
+
+
+class _LoopKiller(BaseException):
+    """Stands for whatever could end the watcher thread despite its catch-all."""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_livez_turns_red_when_the_sync_loop_dies(
+    volume: KubeletVolume, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    volume.write({"app.yaml": "greeting: a\n"})
+    sidecar = start_sidecar(make_settings(heartbeat_seconds=0.2))
+    sidecar.wait_published(version_of({"app.yaml": "greeting: a\n"}))
+
+    def dying_sync(trigger: str, detected_at: float | None = None) -> SyncResult:
+        raise _LoopKiller
+
+    sidecar.sidecar.syncer.sync = dying_sync  # type: ignore[method-assign]
+    volume.write({"app.yaml": "greeting: b\n"})
+
+    wait_until(lambda: sidecar.get("/livez")[0] == 503, 15, message="/livez red after the loop died")
+    assert sidecar.sidecar.loop.thread is not None
+    assert not sidecar.sidecar.loop.thread.is_alive()
+    assert sidecar.get("/status")[0] == 200  # the admin port itself still answers
+
+
+def test_periodic_resync_alone_picks_up_changes(
+    volume: KubeletVolume, target: Path, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    volume.write({"app.yaml": "greeting: a\n"})
+    sidecar = start_sidecar(make_settings(watch=False, resync_seconds=0.3))
+    sidecar.wait_published(version_of({"app.yaml": "greeting: a\n"}))
+    assert sidecar.status()["watch"]["inotify"] is False
+
+    volume.write({"app.yaml": "greeting: b\n"})
+    sidecar.wait_published(version_of({"app.yaml": "greeting: b\n"}))
+
+
+def test_sync_result_of_a_set_is_stable_across_resyncs(
+    volume: KubeletVolume, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    """A refused version is re-stated on every resync but counted as a validation failure once."""
+    volume.write({"app.yaml": "greeting: [\n"})
+    sidecar = start_sidecar(make_settings(resync_seconds=0.2))
+    wait_until(lambda: sidecar.metric("config_sidecar_syncs_total", result="invalid") >= 3, 15)
+    assert sidecar.metric("config_sidecar_validation_failures_total") == 1
+    assert sidecar.status()["last_error"]["file"] == "app.yaml"
+
+
+def test_config_set_version_matches_the_shared_definition() -> None:
+    files = {"a.yaml": b"x: 1\n", "b.txt": b"\x00\x01"}
+    config = ConfigSet({name: ConfigFile(content) for name, content in files.items()})
+    assert config.version == content_version(files)
+
+
+def test_a_replaced_source_directory_is_watched_again(
+    tmp_path: Path, target: Path, start_sidecar: StartSidecar
+) -> None:
+    source = tmp_path / "plain"
+    source.mkdir()
+    (source / "app.yaml").write_text("greeting: one\n")
+    sidecar = start_sidecar(fast_settings(source, target))  # re-hash every 30 s: only the watch can be this quick
+    sidecar.wait_published(version_of({"app.yaml": "greeting: one\n"}))
+
+    shutil.rmtree(source)  # e.g. a bind mount replaced by a new directory
+    source.mkdir()
+    (source / "app.yaml").write_text("greeting: two\n")
+    sidecar.wait_published(version_of({"app.yaml": "greeting: two\n"}))
+    (source / "app.yaml").write_text("greeting: three\n")  # events from the new directory arrive
+    sidecar.wait_published(version_of({"app.yaml": "greeting: three\n"}))
