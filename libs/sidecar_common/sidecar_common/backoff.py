@@ -28,7 +28,8 @@ class Backoff:
         self._rng = rng or random.Random()
 
     def ceiling(self) -> float:
-        return min(self.maximum, self.initial * self.multiplier**self.attempt)
+        # Cap the exponent: hours of retries would otherwise overflow a float.
+        return min(self.maximum, self.initial * self.multiplier ** min(self.attempt, 64))
 
     def next_delay(self) -> float:
         """Return the next delay and count the attempt."""

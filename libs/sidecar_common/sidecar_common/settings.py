@@ -124,6 +124,8 @@ def describe_settings(cls: type[Any]) -> str:
             shown = "(required)"
         elif default is None:
             shown = "(unset)"
+        elif default == "":
+            shown = "(empty)"
         elif isinstance(default, bool):
             shown = "true" if default else "false"
         elif isinstance(default, tuple):

@@ -31,6 +31,7 @@ class GracefulShutdown:
         if self.stop.is_set():
             logger.warning("second %s: exiting now", name)
             os._exit(130)
+        # Set first: a second signal arriving while we log must count as the second.
+        self.stop.set()
         self.signal_name = name
         logger.info("%s received: shutting down", name)
-        self.stop.set()

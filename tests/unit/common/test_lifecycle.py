@@ -23,6 +23,13 @@ def test_backoff_grows_caps_and_resets() -> None:
     assert b.next_delay() <= 0.1
 
 
+def test_backoff_survives_days_of_retries() -> None:
+    b = Backoff(initial=0.1, maximum=30.0)
+    for _ in range(5000):
+        delay = b.next_delay()
+    assert 15.0 <= delay <= 30.0
+
+
 def test_backoff_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         Backoff(initial=0)

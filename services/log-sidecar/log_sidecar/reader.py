@@ -1,0 +1,328 @@
+"""The reading half of the pipeline: lines from the tailer become encoded documents in batches.
+
+Runs in its own thread. It reads only while the bounded buffer has room, so a
+slow or absent sink pauses reading instead of growing memory; meanwhile it
+keeps scanning, so rotated files are opened (and kept) and metrics stay true.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from log_sidecar.batching import Batcher
+from log_sidecar.buffer import BoundedBuffer
+from log_sidecar.checkpoint import CheckpointStore
+from log_sidecar.ids import document_id
+from log_sidecar.metrics import Metrics
+from log_sidecar.multiline import JoinedRecord
+from log_sidecar.problems import BadInputReporter
+from log_sidecar.records import TRUNCATED, RecordBuilder, format_timestamp
+from log_sidecar.tailer import Tail, Tailer
+from sidecar_common import Heartbeat
+
+logger = logging.getLogger(__name__)
+
+Encode = Callable[[str, str, str], bytes]
+_TRUNCATED_FLAGS = (TRUNCATED,)
+METRICS_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class ReaderOptions:
+    poll_interval: float = 0.1
+    flush_interval: float = 1.0
+    max_line_bytes: int = 262144
+    drain_seconds: float = 10.0
+
+
+class Reader:
+    """Drive the tailer, build documents, fill batches, hand them to the buffer."""
+
+    def __init__(
+        self,
+        options: ReaderOptions,
+        tailer: Tailer,
+        builder: RecordBuilder,
+        encode: Encode,
+        batcher: Batcher,
+        buffer: BoundedBuffer,
+        store: CheckpointStore,
+        metrics: Metrics,
+        reporter: BadInputReporter,
+        stop: threading.Event,
+        heartbeat: Heartbeat,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.options = options
+        self.tailer = tailer
+        self._builder = builder
+        self._encode = encode
+        self._batcher = batcher
+        self._buffer = buffer
+        self._store = store
+        self._metrics = metrics
+        self._reporter = reporter
+        self._stop = stop
+        self._heartbeat = heartbeat
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._next_metrics = 0.0
+        self._known_lag_labels: set[str] = set()
+        self.done = threading.Event()  # set once every read document is in the buffer (or abandoned)
+        self.scanned = threading.Event()  # set after the first scan: /readyz
+
+    # LineConsumer -------------------------------------------------------------
+    def lines(self, tail: Tail, start: int, lines: list[bytes]) -> None:
+        self._metrics.lines_read.inc(len(lines))
+        if tail.joiner is not None:
+            self._lines_multiline(tail, start, lines)
+            return
+        key = tail.key
+        ctx = tail.ctx
+        id_prefix = document_id(key, 0)[:-1]  # ids are "<key>.<offset>"; build them by concatenation
+        build = self._builder.build
+        encode = self._encode
+        add = self._batcher.add
+        max_line = self.options.max_line_bytes
+        read_ts = format_timestamp(self._wall_clock())
+        offset = start
+        last_end = start
+        blank = 0
+        for line in lines:
+            begin = offset
+            offset += len(line) + 1
+            if not line or line.isspace():
+                blank += 1
+                continue
+            if line[-1] == 13:  # CRLF line ending
+                line = line[:-1]
+            flags: tuple[str, ...] = ()
+            if len(line) > max_line:
+                line = line[:max_line]
+                flags = _TRUNCATED_FLAGS
+                self._reporter.report("truncated", tail.path, begin, f"line cut to {max_line} bytes")
+            try:
+                text = line.decode()
+            except UnicodeDecodeError as exc:
+                text = line.decode("utf-8", "replace")
+                if not flags:
+                    self._reporter.report("invalid_utf8", tail.path, begin, str(exc))
+            try:
+                ts, source, problem = build(text, ctx, begin, read_ts, flags)
+                item = encode(id_prefix + str(begin), ts, source)
+            except Exception as exc:  # costs nothing until raised; keeps one odd record from losing the file
+                item = self._fallback(tail, begin, text, read_ts, flags, exc)
+                problem = None
+            if problem is not None:
+                self._reporter.report(problem, tail.path, begin, text[:80])
+            add(key, offset, item)
+            last_end = offset
+        if blank:
+            self._metrics.skipped.labels("blank").inc(blank)
+        if offset > last_end:
+            self._skip(key, offset, count=False)
+
+    def _lines_multiline(self, tail: Tail, start: int, lines: list[bytes]) -> None:
+        joiner = tail.joiner
+        assert joiner is not None
+        max_line = self.options.max_line_bytes
+        offset = start
+        for line in lines:
+            begin = offset
+            offset += len(line) + 1
+            if not joiner.pending and (not line or line.isspace()):
+                self._skip(tail.key, offset, count=True)
+                continue
+            if line and line[-1] == 13:
+                line = line[:-1]
+            truncated = len(line) > max_line
+            if truncated:
+                line = line[:max_line]
+                self._reporter.report("truncated", tail.path, begin, f"line cut to {max_line} bytes")
+            text = self._decode(line, tail, begin, quiet=truncated)
+            record = joiner.feed(text, begin, offset, truncated)
+            if record is not None:
+                self._emit(tail, record)
+
+    def line(self, tail: Tail, start: int, data: bytes, end: int, truncated: bool) -> None:
+        if data and data[-1] == 13:
+            data = data[:-1]
+        if truncated:
+            self._reporter.report("truncated", tail.path, start, f"line cut to {self.options.max_line_bytes} bytes")
+        if tail.joiner is not None:
+            if not tail.joiner.pending and (not data or data.isspace()):
+                self._skip(tail.key, end, count=True)
+                return
+            text = self._decode(data, tail, start, quiet=truncated)
+            record = tail.joiner.feed(text, start, end, truncated)
+            if record is not None:
+                self._emit(tail, record)
+            return
+        if not data or data.isspace():
+            self._skip(tail.key, end, count=True)
+            return
+        text = self._decode(data, tail, start, quiet=truncated)
+        self._emit(tail, JoinedRecord(text, start, end, _TRUNCATED_FLAGS if truncated else ()))
+
+    def skip(self, tail: Tail, end: int) -> None:
+        if tail.joiner is not None and tail.joiner.pending:
+            tail.joiner.extend(end)
+            return
+        self._skip(tail.key, end, count=False)
+
+    def flush(self, tail: Tail) -> None:
+        if tail.joiner is not None:
+            record = tail.joiner.flush()
+            if record is not None:
+                self._emit(tail, record)
+
+    def saturated(self) -> bool:
+        return bool(self._batcher.sealed) and not self._hand_over()
+
+    # Helpers ------------------------------------------------------------------
+    def _decode(self, data: bytes, tail: Tail, offset: int, quiet: bool) -> str:
+        try:
+            return data.decode()
+        except UnicodeDecodeError as exc:
+            if not quiet:
+                self._reporter.report("invalid_utf8", tail.path, offset, str(exc))
+            return data.decode("utf-8", "replace")
+
+    def _emit(self, tail: Tail, record: JoinedRecord) -> None:
+        read_ts = format_timestamp(self._wall_clock())
+        key = tail.key
+        try:
+            ts, source, problem = self._builder.build(record.text, tail.ctx, record.start, read_ts, record.flags)
+            item = self._encode(document_id(key, record.start), ts, source)
+        except Exception as exc:
+            item = self._fallback(tail, record.start, record.text, read_ts, record.flags, exc)
+            problem = None
+        if problem is not None:
+            self._reporter.report(problem, tail.path, record.start, record.text[:80])
+        self._batcher.add(key, record.end, item)
+
+    def _fallback(
+        self, tail: Tail, offset: int, text: str, read_ts: str, flags: tuple[str, ...], exc: Exception
+    ) -> bytes:
+        """Ship a record that could not be built as it is, as plain text, and say so."""
+        self._reporter.report("unprocessable", tail.path, offset, f"{type(exc).__name__}: {exc}")
+        source = self._builder.message(text, tail.ctx, offset, read_ts, flags)
+        return self._encode(document_id(tail.key, offset), read_ts, source)
+
+    def _skip(self, key: str, end: int, count: bool) -> None:
+        if count:
+            self._metrics.skipped.labels("blank").inc()
+        committed = self._batcher.skip(key, end)
+        if committed is not None:
+            self._store.commit(key, committed)
+
+    def _hand_over(self) -> bool:
+        """Move sealed batches into the buffer while they fit; return True if none is left waiting."""
+        sealed = self._batcher.sealed
+        while sealed:
+            if not self._buffer.offer(sealed[0]):
+                return False
+            sealed.popleft()
+        return True
+
+    # The loop -------------------------------------------------------------------
+    def run(self) -> None:
+        """Read until stopped, then hand over everything read (drain)."""
+        while not self._stop.is_set():
+            self._heartbeat.beat()
+            try:
+                caught_up = self.step()
+            except Exception:  # never let one bad turn end the reader; the next turn retries
+                logger.exception("reader turn failed")
+                caught_up = True
+            if caught_up:
+                if self._batcher.sealed:
+                    self._buffer.wait_for_room(self._batcher.sealed[0].nbytes, self.options.poll_interval)
+                else:
+                    self._stop.wait(self.options.poll_interval)
+        self._drain()
+
+    def step(self) -> bool:
+        """One turn: scan if due, read what fits, seal and hand over batches; True when caught up."""
+        tailer = self.tailer
+        now = self._clock()
+        if tailer.scan_due(now):
+            tailer.scan()
+            self.scanned.set()
+        self._hand_over()
+        read, caught_up = (0, True) if self.saturated() else tailer.poll(self)
+        tailer.housekeeping(self)
+        batcher = self._batcher
+        if batcher.open_docs() and (
+            batcher.open_age() >= self.options.flush_interval or (caught_up and self._buffer.idle())
+        ):
+            # Caught up and the shipper is idle: send now rather than wait for a full batch.
+            batcher.seal()
+        self._hand_over()
+        if now >= self._next_metrics:
+            self._next_metrics = now + METRICS_INTERVAL
+            self.update_metrics()
+        return caught_up or read == 0
+
+    def _drain(self) -> None:
+        """Read what is already written, hand it all to the shipper, then stop, within the drain deadline.
+
+        In a pod the app stops first and its last lines (a crash traceback) are written just
+        before the sidecar's SIGTERM; a final pass up to the current end of every file ships
+        them. Half the deadline is kept for shipping; what does not fit is read next start.
+        """
+        self._heartbeat.beat()
+        started = self._clock()
+        deadline = started + self.options.drain_seconds
+        try:
+            self._catch_up(started + self.options.drain_seconds / 2)
+            self.tailer.flush_all(self)
+            self._batcher.seal()
+            while self._batcher.sealed and self._clock() < deadline:
+                self._heartbeat.beat()
+                if not self._hand_over():
+                    self._buffer.wait_for_room(self._batcher.sealed[0].nbytes, 0.1)
+            left = self._batcher.sealed_bytes()
+            if left:
+                logger.warning("drain deadline: %d bytes read but not handed over; read again next start", left)
+        except Exception:
+            logger.exception("reader drain failed; unshipped lines are read again next start")
+        finally:
+            self.done.set()
+            self._buffer.wake()
+
+    def _catch_up(self, until: float) -> None:
+        while self._clock() < until:
+            self._heartbeat.beat()
+            if not self._hand_over():
+                self._buffer.wait_for_room(self._batcher.sealed[0].nbytes, 0.1)
+                continue
+            _, caught_up = self.tailer.poll(self)
+            if caught_up:
+                return
+
+    def update_metrics(self) -> None:
+        """Refresh per-file lag and the bytes at risk in rotated files."""
+        at_risk = 0
+        lags: dict[str, int] = {}
+        for status in self.tailer.statuses():
+            committed = 0 if status.key is None else (self._store.offset(status.key) or 0)
+            lag = max(0, status.size - committed)
+            # A rotated file keeps the name it was opened under; the new file has it now.
+            label = status.path if status.matched else f"{status.path} (rotated)"
+            lags[label] = lags.get(label, 0) + lag
+            if not status.matched:
+                at_risk += lag
+        for label, lag in lags.items():
+            self._metrics.lag_bytes.labels(label).set(lag)
+        for gone in self._known_lag_labels - lags.keys():
+            self._metrics.lag_bytes.remove(gone)
+        self._known_lag_labels = set(lags)
+        self._metrics.rotated_bytes_at_risk.set(at_risk)
+        self._metrics.open_files.set(len(self.tailer.tails))
+        self._metrics.buffer_bytes.set(self._buffer.used_bytes)

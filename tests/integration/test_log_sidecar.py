@@ -1,0 +1,334 @@
+"""The log sidecar as a real process against the Bulk-API emulator: every line arrives exactly once.
+
+Each test writes numbered JSON lines, lets the sidecar ship them through a failure
+(rotation, copytruncate, SIGKILL, an outage, 429s, a poison document, SIGTERM) and
+compares what Elasticsearch stored with what was written: as many unique ``_id``s as
+lines, and every line's payload exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.emulators.es_bulk import BulkEmulator, Faults
+from tests.support import ServiceProcess, free_tcp_port, wait_until
+
+INDEX = "logs-test"
+DELIVERY_TIMEOUT = 30.0
+
+
+class Sidecar:
+    """``python -m log_sidecar`` with fast test timings; restartable on the same state dir."""
+
+    def __init__(self, tmp_path: Path, **env: str) -> None:
+        self.logs = tmp_path / "logs"
+        self.state = tmp_path / "state"
+        self.logs.mkdir(exist_ok=True)
+        self.admin_port = free_tcp_port()
+        self.env = {
+            "LOG_PATHS": str(self.logs / "*.log"),
+            "LOG_STATE_DIR": str(self.state),
+            "LOG_SINK": "elasticsearch",
+            "ES_INDEX": INDEX,
+            "ADMIN_HOST": "127.0.0.1",
+            "ADMIN_PORT": str(self.admin_port),
+            "LOG_SCAN_INTERVAL_SECONDS": "0.5",
+            "LOG_POLL_INTERVAL_SECONDS": "0.05",
+            "LOG_FLUSH_INTERVAL_SECONDS": "0.2",
+            "LOG_ROTATE_WAIT_SECONDS": "1",
+            "LOG_RETRY_INITIAL_SECONDS": "0.05",
+            "LOG_RETRY_MAX_SECONDS": "0.5",
+            "LOG_SINK_TIMEOUT_SECONDS": "5",
+            "LOG_BATCH_MAX_DOCS": "500",
+            "POD_NAME": "demo-app-0",
+            "POD_NAMESPACE": "sidecar-lab",
+            "NODE_NAME": "node-1",
+            **env,
+        }
+        self.output = tmp_path / "sidecar.out"
+        self.process: ServiceProcess | None = None
+
+    def start(self) -> Sidecar:
+        self.process = ServiceProcess.python_module("log_sidecar", self.env, self.output).start()
+        wait_until(self.ready, 20, message=f"log sidecar ready\n{self.log_output()}")
+        return self
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/readyz", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            assert self.process is not None
+            assert self.process.running(), f"log sidecar exited\n{self.log_output()}"
+            return False
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Read one sample from /metrics (0 if absent)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
+        for line in text.splitlines():
+            if line.startswith(wanted + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    def log_output(self) -> str:
+        return self.output.read_text(errors="replace")[-4000:] if self.output.exists() else ""
+
+    def stop(self) -> int:
+        assert self.process is not None
+        return self.process.stop(timeout=20)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+
+
+class LineWriter:
+    """Write numbered JSON lines ``{"seq": n, "msg": ...}`` like an app does, optionally rotating."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.written: list[int] = []
+        self._out = path.open("a")
+
+    def write(self, count: int, **extra: Any) -> None:
+        for _ in range(count):
+            seq = len(self.written)
+            self._out.write(json.dumps({"seq": seq, "msg": f"line {seq}", **extra}) + "\n")
+            self.written.append(seq)
+        self._out.flush()
+
+    def rotate(self, suffix: str) -> None:
+        """Rotation by rename + create, the way logging.handlers.RotatingFileHandler does it."""
+        self._out.close()
+        self.path.rename(self.path.with_name(self.path.name + suffix))
+        self._out = self.path.open("a")
+
+    def close(self) -> None:
+        self._out.close()
+
+
+class WatchedWriter(LineWriter):
+    """Reopen the path when it is renamed away, like logging.handlers.WatchedFileHandler.
+
+    Between a rename and the writer's next check, lines still go to the rotated file:
+    the sidecar must finish that file, not just jump to the new one.
+    """
+
+    def write(self, count: int, **extra: Any) -> None:
+        try:
+            current = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            current = -1
+        if current != os.fstat(self._out.fileno()).st_ino:
+            self._out.close()
+            self._out = self.path.open("a")
+        super().write(count, **extra)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.write(5)
+            time.sleep(0.002)
+
+
+@pytest.fixture
+def es() -> Iterator[BulkEmulator]:
+    with BulkEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def sidecars() -> Iterator[list[Sidecar]]:
+    started: list[Sidecar] = []
+    yield started
+    for sidecar in started:
+        if sidecar.process is not None and sidecar.process.running():
+            sidecar.stop()
+
+
+def launch(sidecars: list[Sidecar], tmp_path: Path, es: BulkEmulator, **env: str) -> Sidecar:
+    sidecar = Sidecar(tmp_path, ES_URL=es.url, **env)
+    sidecars.append(sidecar)
+    return sidecar.start()
+
+
+def wait_for(sidecar: Sidecar, check: Callable[[], object], what: str, timeout: float = DELIVERY_TIMEOUT) -> None:
+    """wait_until, with the sidecar's log as of the failure in the message."""
+    try:
+        wait_until(check, timeout, message=what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- log sidecar output ---\n{sidecar.log_output()}") from None
+
+
+def seqs_stored(es: BulkEmulator) -> list[int]:
+    return [int(doc["seq"]) for doc in es.documents(INDEX).values() if "seq" in doc]
+
+
+def assert_exactly_once(es: BulkEmulator, written: list[int], sidecar: Sidecar) -> None:
+    """Every written line is stored once: unique ids == lines, and each payload once."""
+
+    wait_for(sidecar, lambda: es.count(INDEX) >= len(written), f"{len(written)} documents")
+    docs = es.documents(INDEX)
+    stored = Counter(int(doc["seq"]) for doc in docs.values())
+    duplicated = sorted(seq for seq, n in stored.items() if n > 1)
+    missing = sorted(set(written) - set(stored))
+    assert not duplicated, f"stored twice: {duplicated[:20]}"
+    assert not missing, f"never stored: {missing[:20]}"
+    assert len(docs) == len(written), "as many unique _ids as lines written"
+
+
+def test_rotation_by_rename_under_continuous_writes(tmp_path: Path, es: BulkEmulator, sidecars: list[Sidecar]) -> None:
+    sidecar = launch(sidecars, tmp_path, es)
+    app = sidecar.logs / "app.log"
+    writer = WatchedWriter(app)
+    stop = threading.Event()
+    thread = threading.Thread(target=writer.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        for rotation in range(1, 4):
+            # Rotate once the sidecar follows the current file (a file renamed away to a name
+            # LOG_PATHS does not match before it was ever opened could not be found).
+            target = len(writer.written) + 20
+            # The lambda runs inside this iteration, so reading the loop variable is safe.
+            wait_for(sidecar, lambda: es.count(INDEX) > target, f"lines after rotation {rotation - 1}")  # noqa: B023
+            app.rename(app.with_name(f"app.log.{rotation}"))
+        wait_for(sidecar, lambda: sidecar.metric("log_sidecar_file_events_total", event="rotated") >= 3, "rotation 3")
+    finally:
+        stop.set()
+        thread.join(5)
+        writer.close()
+    assert len(writer.written) > 500
+    assert_exactly_once(es, writer.written, sidecar)
+    assert sidecar.metric("log_sidecar_file_events_total", event="rotated") == 3
+    wait_for(sidecar, lambda: sidecar.metric("log_sidecar_open_files") == 1, "rotated files closed after finishing")
+    doc = next(iter(es.documents(INDEX).values()))
+    assert doc["kubernetes"] == {"pod": {"name": "demo-app-0"}, "namespace": "sidecar-lab"}
+    assert doc["log"]["file"]["path"] == str(sidecar.logs / "app.log")
+
+
+def test_copytruncate(tmp_path: Path, es: BulkEmulator, sidecars: list[Sidecar]) -> None:
+    sidecar = launch(sidecars, tmp_path, es)
+    app = sidecar.logs / "app.log"
+    writer = LineWriter(app)
+    writer.write(400)
+    wait_for(sidecar, lambda: es.count(INDEX) == 400, "first 400 shipped")
+    # logrotate's copytruncate: copy away (not matched by *.log), then truncate in place.
+    (sidecar.logs / "app.log.1").write_bytes(app.read_bytes())
+    os.truncate(app, 0)
+    writer.write(300)  # the writer keeps its O_APPEND descriptor and continues at 0
+    writer.close()
+    assert_exactly_once(es, writer.written, sidecar)
+    assert sidecar.metric("log_sidecar_file_events_total", event="truncated") == 1
+
+
+def test_sigkill_mid_batch_and_restart(tmp_path: Path, es: BulkEmulator, sidecars: list[Sidecar]) -> None:
+    (tmp_path / "logs").mkdir()
+    writer = LineWriter(tmp_path / "logs" / "app.log")
+    writer.write(12_000)
+    writer.close()
+    # Slow answers: documents are stored, then the answer takes a while, so the kill lands
+    # between "stored" and "acknowledged" and the restart must resend without duplicating.
+    es.set_faults(Faults(delay_seconds=0.3))
+    first = launch(sidecars, tmp_path, es)
+    wait_for(first, lambda: es.count(INDEX) >= 2000, "some batches stored")
+    first.kill()
+    killed_at = es.count(INDEX)
+    assert killed_at < 12_000, "the kill came mid-stream"
+    es.clear_faults()
+    second = launch(sidecars, tmp_path, es)
+    assert_exactly_once(es, writer.written, second)
+    # The batch in flight at the kill was stored but not acknowledged: resent, refused with 409.
+    assert second.metric("log_sidecar_documents_total", result="duplicate") > 0
+
+
+def test_elasticsearch_down_for_seconds_then_back(tmp_path: Path, es: BulkEmulator, sidecars: list[Sidecar]) -> None:
+    sidecar = launch(sidecars, tmp_path, es)
+    writer = LineWriter(sidecar.logs / "app.log")
+    writer.write(300)
+    wait_for(sidecar, lambda: es.count(INDEX) == 300, "before the outage")
+    es.stop()  # connections refused
+    writer.write(700)
+    wait_for(sidecar, lambda: sidecar.metric("log_sidecar_sink_up") == 0, "sink seen down")
+    time.sleep(2)  # an outage of a few seconds, while the app keeps writing
+    writer.write(500)
+    assert sidecar.metric("log_sidecar_retries_total", reason="connection") > 0
+    es.start()
+    writer.close()
+    assert_exactly_once(es, writer.written, sidecar)
+    wait_for(sidecar, lambda: sidecar.metric("log_sidecar_sink_up") == 1, "sink seen up again")
+
+
+def test_ten_percent_item_429s(tmp_path: Path, es: BulkEmulator, sidecars: list[Sidecar]) -> None:
+    es.set_faults(Faults(item_status_rate={429: 0.1}, seed=7))
+    sidecar = launch(sidecars, tmp_path, es)
+    writer = LineWriter(sidecar.logs / "app.log")
+    writer.write(3000)
+    writer.close()
+    assert_exactly_once(es, writer.written, sidecar)
+    retries = sidecar.metric("log_sidecar_retries_total", reason="rate_limited")
+    assert 100 < retries < 1000, f"about 10% of 3000 documents retried, got {retries}"
+
+
+def test_a_poison_document_goes_to_the_dead_letter_file_and_the_rest_flows(
+    tmp_path: Path, es: BulkEmulator, sidecars: list[Sidecar]
+) -> None:
+    es.set_faults(Faults(poison_field="poison"))
+    sidecar = launch(sidecars, tmp_path, es)
+    writer = LineWriter(sidecar.logs / "app.log")
+    writer.write(200)
+    writer.write(1, poison={"not": "mappable"})
+    poisoned = writer.written.pop()
+    writer.write(200)
+    writer.close()
+    assert_exactly_once(es, writer.written, sidecar)
+    dead_letter = sidecar.state / "dead-letter.ndjson"
+    wait_for(sidecar, lambda: dead_letter.exists() and dead_letter.read_text().endswith("\n"), "dead letter")
+    (letter,) = [json.loads(line) for line in dead_letter.read_text().splitlines()]
+    assert letter["status"] == 400
+    assert letter["error_type"] == "mapper_parsing_exception"
+    assert letter["document"]["seq"] == poisoned
+    assert letter["file"] == str(sidecar.logs / "app.log")
+    # The file is written first, then counted.
+    wait_for(sidecar, lambda: sidecar.metric("log_sidecar_dead_letters_total") == 1, "dead letter counted")
+    assert sidecar.metric("log_sidecar_documents_total", result="dead_letter") == 1
+
+
+def test_sigterm_drains_ships_everything_written_and_checkpoints(
+    tmp_path: Path, es: BulkEmulator, sidecars: list[Sidecar]
+) -> None:
+    sidecar = launch(sidecars, tmp_path, es)
+    writer = LineWriter(sidecar.logs / "app.log")
+    writer.write(100)
+    wait_for(sidecar, lambda: es.count(INDEX) == 100, "first lines shipped")
+    es.set_faults(Faults(delay_seconds=0.2))  # shipping still in progress when SIGTERM comes
+    writer.write(3000)  # the app's last words, just before the pod stops
+    writer.close()
+    assert sidecar.process is not None
+    sidecar.process.signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert sidecar.process.proc is not None
+    code = sidecar.process.proc.wait(20)
+    assert code == 0, sidecar.log_output()
+    assert time.monotonic() - started < 10 + 3, "drained within LOG_DRAIN_SECONDS"
+    assert sorted(seqs_stored(es)) == writer.written
+    checkpoint = json.loads((sidecar.state / "checkpoint.json").read_text())
+    assert checkpoint["files"][0]["offset"] == (sidecar.logs / "app.log").stat().st_size
+    # A restart has nothing left to send.
+    es.clear_faults()
+    before = es.bulk_requests
+    again = launch(sidecars, tmp_path, es)
+    time.sleep(1)
+    assert es.bulk_requests == before
+    assert again.metric("log_sidecar_documents_total", result="duplicate") == 0

@@ -1,0 +1,36 @@
+"""Fixtures for the log sidecar's unit tests: a log directory and in-process pipelines on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.log_sidecar.harness import FakeSink, Harness, Options
+
+MakeHarness = Callable[..., Harness]
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def make_harness(tmp_path: Path, logs: Path) -> Iterator[MakeHarness]:
+    """Build a Harness on ``tmp_path/state`` tailing ``logs/*.log`` unless told otherwise."""
+    made: list[Harness] = []
+
+    def make(sink: FakeSink | None = None, **overrides: Any) -> Harness:
+        overrides.setdefault("paths", (str(logs / "*.log"),))
+        harness = Harness(tmp_path / "state", Options(**overrides), sink)
+        made.append(harness)
+        return harness
+
+    yield make
+    for harness in made:
+        harness.close()

@@ -1,0 +1,87 @@
+"""Bulk API answers are classified per item: stored, duplicate, retry, or permanent failure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from log_sidecar.bulk import IndexNamer, check_status, create_action, parse_response, retry_reason
+from log_sidecar.sinks.base import PayloadRejectedError, SinkUnavailableError
+
+
+def answer(*statuses: int, errors: bool = True) -> bytes:
+    items = []
+    for status in statuses:
+        item: dict[str, object] = {"status": status}
+        if status >= 400:
+            kind = {
+                409: "version_conflict_engine_exception",
+                429: "es_rejected_execution_exception",
+                400: "mapper_parsing_exception",
+                403: "cluster_block_exception",
+            }.get(status, "unavailable_shards_exception")
+            item["error"] = {"type": kind, "reason": f"reason {status}"}
+        items.append({"create": item})
+    return json.dumps({"took": 3, "errors": errors, "items": items}).encode()
+
+
+def test_every_item_status_is_classified() -> None:
+    result = parse_response(answer(201, 200, 409, 429, 503, 400, 403, 404), 8)
+    assert (result.delivered, result.duplicates) == (2, 1)
+    retryable = {f.status: f.retryable for f in result.failures}
+    assert retryable == {429: True, 503: True, 400: False, 403: True, 404: False}
+    mapping = next(f for f in result.failures if f.status == 400)
+    assert (mapping.index, mapping.error_type, mapping.reason) == (5, "mapper_parsing_exception", "reason 400")
+
+
+def test_errors_false_means_everything_was_stored() -> None:
+    assert parse_response(answer(201, 201, errors=False), 2).delivered == 2
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", answer(201), b'{"items": [{}, {}]}'])
+def test_an_unreadable_or_mismatched_answer_means_retry_everything(body: bytes) -> None:
+    with pytest.raises(SinkUnavailableError) as caught:
+        parse_response(body, 2)
+    assert caught.value.reason == "invalid_response"
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(429, "rate_limited"), (503, "server_error"), (502, "server_error"), (401, "unauthorized"), (404, "http_404")],
+)
+def test_whole_request_failures_are_retried(status: int, reason: str) -> None:
+    with pytest.raises(SinkUnavailableError) as caught:
+        check_status(status, b'{"error": {"type": "x", "reason": "y"}, "status": 0}', "7")
+    assert caught.value.reason == reason
+    assert caught.value.retry_after == 7.0
+
+
+@pytest.mark.parametrize("status", [400, 413])
+def test_content_rejections_are_split_not_retried_as_is(status: int) -> None:
+    with pytest.raises(PayloadRejectedError):
+        check_status(status, b"{}", None)
+    check_status(200, b"{}", None)
+
+
+def test_retry_reason_of_items() -> None:
+    assert retry_reason(429) == "rate_limited"
+    assert retry_reason(500) == "server_error"
+    assert retry_reason(403, "cluster_block_exception") == "cluster_block"
+    assert retry_reason(403, "security_exception") is None
+    assert retry_reason(400, "mapper_parsing_exception") is None
+
+
+def test_index_names_follow_the_documents_timestamp_in_utc() -> None:
+    namer = IndexNamer("logs-app-%Y.%m.%d")
+    assert namer("2026-01-02T03:04:05.678Z") == "logs-app-2026.01.02"
+    assert namer("2026-01-02T23:30:00-02:00") == "logs-app-2026.01.03"
+    assert namer("2026-01-02T03:59:59+00:00") == "logs-app-2026.01.02"
+    assert namer("2026-01-02T03:04:05.678Z") == "logs-app-2026.01.02"  # cached
+    fixed = IndexNamer("logs-app-%Y", now=lambda: __import__("datetime").datetime(2030, 1, 1))
+    assert fixed("garbage") == "logs-app-2030"
+    assert IndexNamer("logs-app")("anything") == "logs-app"
+
+
+def test_the_action_is_create_with_the_id() -> None:
+    assert json.loads(create_action("logs", "abc.1")) == {"create": {"_index": "logs", "_id": "abc.1"}}
