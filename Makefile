@@ -34,10 +34,11 @@ test-unit: install ## Run the unit tests only
 test-integration: install ## Run the integration tests (real processes on 127.0.0.1)
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
-lint: install ## Run ruff (lint and format check) and mypy --strict
+lint: install ## Run ruff (lint and format check) and mypy (--strict on the services, libs and scripts)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy libs/sidecar_common/sidecar_common services/app/demo_app services/config-sidecar/config_sidecar services/log-sidecar/log_sidecar services/exporter/metrics_exporter scripts/local_pod.py
+	$(BIN)/mypy tests bench
 
 fmt: install ## Format and auto-fix the code with ruff
 	$(BIN)/ruff format $(LINT_PATHS)

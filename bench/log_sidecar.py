@@ -50,7 +50,7 @@ def line(seq: int) -> str:
     return json.dumps({"@timestamp": "2026-11-26T09:00:00.000Z", "log.level": "info", "seq": seq, "message": PAD})
 
 
-def start_sidecar(workdir: Path, es_url: str) -> subprocess.Popen[bytes]:
+def start_sidecar(workdir: Path, es_url: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "LOG_PATHS": str(workdir / "logs" / "*.log"),
@@ -62,6 +62,7 @@ def start_sidecar(workdir: Path, es_url: str) -> subprocess.Popen[bytes]:
         "ADMIN_PORT": str(free_tcp_port()),
         "LOG_SCAN_INTERVAL_SECONDS": "0.1",
         "LOG_RETRY_MAX_SECONDS": "1",
+        **(extra_env or {}),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "log_sidecar"],
@@ -92,17 +93,18 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 # 1. Throughput ------------------------------------------------------------------------------
-def throughput_run() -> dict[str, float]:
+def throughput_run(lines: int = THROUGHPUT_LINES, batch_docs: int | None = None) -> dict[str, float]:
+    extra = {"LOG_BATCH_MAX_DOCS": str(batch_docs)} if batch_docs else None
     with tempfile.TemporaryDirectory(prefix="bench-log-sidecar-") as tmp:
         workdir = Path(tmp)
         (workdir / "logs").mkdir()
         staged = workdir / "input.staged"
         with staged.open("w") as out:
-            for seq in range(THROUGHPUT_LINES):
+            for seq in range(lines):
                 out.write(line(seq) + "\n")
         size = staged.stat().st_size
         with BulkEmulator() as es:
-            proc = start_sidecar(workdir, es.url)
+            proc = start_sidecar(workdir, es.url, extra)
             try:
                 time.sleep(1.5)  # started and scanning
                 sidecar_cpu = cpu_seconds(proc.pid)
@@ -119,7 +121,7 @@ def throughput_run() -> dict[str, float]:
 
                 sampler = threading.Thread(target=sample, daemon=True)
                 sampler.start()
-                finished = wait_for_count(es, THROUGHPUT_LINES, proc)
+                finished = wait_for_count(es, lines, proc)
                 sampler_stop.set()
                 sampler.join()
                 elapsed = finished - started
@@ -128,13 +130,13 @@ def throughput_run() -> dict[str, float]:
             finally:
                 stop(proc)
     return {
-        "lines_per_s": THROUGHPUT_LINES / elapsed,
+        "lines_per_s": lines / elapsed,
         "mb_per_s": size / elapsed / 1e6,
-        "cpu_per_10k": used / THROUGHPUT_LINES * 10_000,
-        "lines_per_cpu_s": THROUGHPUT_LINES / used,
-        "emulator_cpu_per_10k": emulator_used / THROUGHPUT_LINES * 10_000,
+        "cpu_per_10k": used / lines * 10_000,
+        "lines_per_cpu_s": lines / used,
+        "emulator_cpu_per_10k": emulator_used / lines * 10_000,
         "rss_peak": peak,
-        "bytes_per_line": size / THROUGHPUT_LINES,
+        "bytes_per_line": size / lines,
     }
 
 
@@ -266,6 +268,15 @@ def main() -> int:
             f"emulator {run['emulator_cpu_per_10k']:.3f} CPU s/10k, peak RSS {run['rss_peak']:.1f} MiB",
             flush=True,
         )
+    # Throughput against the batch size cap (one run each): where bigger batches stop paying.
+    sweep = [100, 500, 2000, 5000]
+    sweep_lines = 50_000 if QUICK else 100_000
+    sweep_rates, sweep_cpu = [], []
+    for docs in sweep:
+        run = throughput_run(sweep_lines, docs)
+        sweep_rates.append(run["lines_per_s"])
+        sweep_cpu.append(run["lines_per_cpu_s"])
+        print(f"batch of {docs} docs: {run['lines_per_s']:,.0f} lines/s, {run['lines_per_cpu_s']:,.0f} per CPU-s")
     steady = steady_and_outage_run()
     latencies = steady["latencies_ms"]
     p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
@@ -344,7 +355,20 @@ def main() -> int:
         "rss_mib steady": rss_steady,
         "rss_mib sink outage": rss_outage,
     }
-    path = write_results("log_sidecar", figures, series)
+    series["batch size (docs)"] = [float(d) for d in sweep]
+    series["lines/s (wall clock)"] = sweep_rates
+    series["lines per sidecar CPU-s"] = sweep_cpu
+    plots = [
+        {
+            "file": "batch-size",
+            "title": "log-sidecar throughput vs LOG_BATCH_MAX_DOCS",
+            "x": "batch size (docs)",
+            "xlabel": "LOG_BATCH_MAX_DOCS",
+            "ylabel": "lines/s",
+            "series": ["lines/s (wall clock)", "lines per sidecar CPU-s"],
+        }
+    ]
+    path = write_results("log_sidecar", figures, series, plots=plots)
     print(f"wrote {path}")
     return 0 if steady["exactly_once"] else 1
 

@@ -133,7 +133,7 @@ def plot_series(benchmark: str, series: dict[str, list[float]], explicit: list[d
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
-        for name in names:
+        for name in [*names, x_name]:
             for members in groups.values():
                 if name in members:
                     members.remove(name)

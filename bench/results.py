@@ -39,8 +39,13 @@ class Figure:
 
 
 def write_results(
-    benchmark: str, figures: list[Figure], series: dict[str, list[float]] | None = None, directory: Path = RESULTS_DIR
+    benchmark: str,
+    figures: list[Figure],
+    series: dict[str, list[float]] | None = None,
+    directory: Path = RESULTS_DIR,
+    plots: list[dict[str, Any]] | None = None,
 ) -> Path:
+    """Write one benchmark's results; ``plots`` are explicit x/y charts for bench/report.py."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{benchmark}.json"
     payload = {
@@ -48,6 +53,7 @@ def write_results(
         "python": platform.python_version(),
         "figures": [asdict(f) for f in figures],
         "series": series or {},
+        "plots": plots or [],
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

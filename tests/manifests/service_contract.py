@@ -6,12 +6,11 @@ and the services themselves cannot drift apart.
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import re
 from typing import Any
 
 from tests.manifests.rendering import ROOT
+from tests.support import service_settings
 
 # image repository -> (service directory, python package)
 SERVICES = {
@@ -21,7 +20,6 @@ SERVICES = {
     "sidecar-lab/exporter": ("exporter", "metrics_exporter"),
 }
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
-README_ROW = re.compile(r"^\|\s*`([A-Z][A-Z0-9_]+)`\s*\|")
 ARCHITECTURE_ROW = re.compile(r"^\|\s*[\w-]+\s*\(`(\w+)`\)\s*\|(.*)\|\s*$")
 ARCHITECTURE_VARIABLE = re.compile(r"`([A-Z][A-Z0-9_]+)`(?:\s*\(([^)]*)\))?")
 
@@ -38,32 +36,19 @@ def package_of(service: str) -> str:
 
 
 def settings_class(service: str) -> type[Any]:
-    """The frozen settings dataclass of a service (the one whose fields carry `env` metadata)."""
-    module = importlib.import_module(f"{package_of(service)}.settings")
-    classes = [
-        obj
-        for obj in vars(module).values()
-        if isinstance(obj, type)
-        and dataclasses.is_dataclass(obj)
-        and obj.__module__ == module.__name__
-        and any("env" in field.metadata for field in dataclasses.fields(obj))
-    ]
-    if len(classes) != 1:
-        raise LookupError(f"{module.__name__} should define exactly one settings dataclass, found {classes}")
-    return classes[0]
+    """The frozen settings dataclass of a service."""
+    return service_settings.settings_class(package_of(service))
 
 
 def settings_variables(service: str) -> set[str]:
     """Every environment variable the service reads."""
-    return {field.metadata["env"] for field in dataclasses.fields(settings_class(service)) if "env" in field.metadata}
+    return service_settings.settings_variables(package_of(service))
 
 
 def readme_variables(service: str) -> set[str] | None:
     """Variables of the README's `| `VAR` | default | meaning |` table; None while there is no README."""
-    readme = ROOT / "services" / service / "README.md"
-    if not readme.is_file():
-        return None
-    return {match.group(1) for line in readme.read_text().splitlines() if (match := README_ROW.match(line))}
+    table = service_settings.readme_table(service)
+    return None if table is None else set(table)
 
 
 def architecture_contract() -> dict[str, dict[str, str | None]]:

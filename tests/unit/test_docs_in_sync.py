@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import re
 import subprocess
 from pathlib import Path
@@ -12,38 +10,9 @@ from typing import Any
 import pytest
 
 from sidecar_common.settings import describe_settings
+from tests.support.service_settings import SERVICE_PACKAGES, readme_table, settings_class, settings_variables
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = {
-    "app": "demo_app",
-    "config-sidecar": "config_sidecar",
-    "log-sidecar": "log_sidecar",
-    "exporter": "metrics_exporter",
-}
-ROW = re.compile(r"^\|\s*`([A-Z][A-Z0-9_]+)`\s*\|\s*([^|]*?)\s*\|")
-
-
-def settings_class(package: str) -> type[Any]:
-    module = importlib.import_module(f"{package}.settings")
-    classes = [
-        obj
-        for obj in vars(module).values()
-        if isinstance(obj, type)
-        and dataclasses.is_dataclass(obj)
-        and obj.__module__ == module.__name__
-        and any("env" in f.metadata for f in dataclasses.fields(obj))
-    ]
-    assert len(classes) == 1, f"{package}.settings should define one settings dataclass, found {classes}"
-    return classes[0]
-
-
-def readme_variables(path: Path) -> dict[str, str]:
-    rows: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        match = ROW.match(line)
-        if match:
-            rows[match.group(1)] = match.group(2).strip().strip("`")
-    return rows
 
 
 def help_defaults(cls: type[Any]) -> dict[str, str]:
@@ -55,11 +24,12 @@ def help_defaults(cls: type[Any]) -> dict[str, str]:
     return defaults
 
 
-@pytest.mark.parametrize(("directory", "package"), sorted(SERVICES.items()))
+@pytest.mark.parametrize(("directory", "package"), sorted(SERVICE_PACKAGES.items()))
 def test_readme_lists_every_variable_of_the_settings(directory: str, package: str) -> None:
     cls = settings_class(package)
-    code_vars = {f.metadata["env"] for f in dataclasses.fields(cls) if "env" in f.metadata}
-    readme = readme_variables(ROOT / "services" / directory / "README.md")
+    code_vars = settings_variables(package)
+    readme = readme_table(directory)
+    assert readme is not None, f"services/{directory}/README.md is missing"
     assert set(readme) == code_vars, (
         f"services/{directory}/README.md is out of sync with {package}.settings: "
         f"missing {sorted(code_vars - set(readme))}, stale {sorted(set(readme) - code_vars)}"

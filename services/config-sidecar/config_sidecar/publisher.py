@@ -34,6 +34,7 @@ from config_sidecar.source import (
     SourceReader,
     SourceUnstableError,
 )
+from sidecar_common.durable import fsync_directory, write_file
 
 logger = logging.getLogger(__name__)
 
@@ -90,15 +91,15 @@ class Publisher:
             version_dir = self._new_version_dir()
             try:
                 for name, file in config.files.items():
-                    _write_file(version_dir / name, file.content, file.mode)
-                _fsync_dir(version_dir)
+                    write_file(version_dir / name, file.content, file.mode)
+                fsync_directory(version_dir)
                 self._swap_data_link(version_dir)
             except BaseException:
                 shutil.rmtree(version_dir, ignore_errors=True)  # never leave a half-written version behind
                 raise
-            _fsync_dir(self.target_dir)  # the swap itself is durable before the app is told
+            fsync_directory(self.target_dir)  # the swap itself is durable before the app is told
             self._update_visible_links(set(config.files))
-            _fsync_dir(self.target_dir)
+            fsync_directory(self.target_dir)
         except OSError as exc:
             raise PublishError(self.target_dir, f"{exc.strerror or exc} ({exc.filename or '-'})") from exc
         keep = {version_dir.name}
@@ -170,25 +171,3 @@ class Publisher:
     def _entries(self) -> Iterator[os.DirEntry[str]]:
         with os.scandir(self.target_dir) as entries:
             yield from list(entries)
-
-
-def _write_file(path: Path, content: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(content)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fchmod(fd, mode)  # after writing, so even a 0400 Secret file can be written first
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Persist a directory's entries (new files, a rename) so a crash cannot lose them."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

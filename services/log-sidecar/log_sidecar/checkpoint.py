@@ -7,7 +7,6 @@ make the sidecar send something again, never skip it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -17,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from sidecar_common.durable import replace_file
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ class CheckpointStore:
                 self._dirty = False
             data = json.dumps(payload, indent=1).encode() + b"\n"
             try:
-                atomic_write(self.path, data)
+                replace_file(self.path, data)
             except OSError as exc:
                 with self._lock:
                     self._dirty = True
@@ -213,33 +214,3 @@ class CheckpointStore:
             if entry.closed_at is not None and entry.closed_at < horizon:
                 del self._entries[ident]
                 self._by_key.pop(entry.key, None)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers and crashes see the old or the new content only."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_directory(path.parent)
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (the new directory entry reaches the disk)."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,0 +1,58 @@
+"""What each service reads: its settings dataclass and its README's variable table.
+
+The docs test and the manifest contract test both compare these, so they share
+one way of finding them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# service directory under services/ -> python package
+SERVICE_PACKAGES = {
+    "app": "demo_app",
+    "config-sidecar": "config_sidecar",
+    "log-sidecar": "log_sidecar",
+    "exporter": "metrics_exporter",
+}
+README_ROW = re.compile(r"^\|\s*`([A-Z][A-Z0-9_]+)`\s*\|\s*([^|]*?)\s*\|")
+
+
+def settings_class(package: str) -> type[Any]:
+    """The frozen settings dataclass of ``package`` (the one whose fields carry `env` metadata)."""
+    module = importlib.import_module(f"{package}.settings")
+    classes = [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and dataclasses.is_dataclass(obj)
+        and obj.__module__ == module.__name__
+        and any("env" in field.metadata for field in dataclasses.fields(obj))
+    ]
+    if len(classes) != 1:
+        raise LookupError(f"{module.__name__} should define exactly one settings dataclass, found {classes}")
+    return classes[0]
+
+
+def settings_variables(package: str) -> set[str]:
+    """Every environment variable the package reads."""
+    return {f.metadata["env"] for f in dataclasses.fields(settings_class(package)) if "env" in f.metadata}
+
+
+def readme_table(directory: str) -> dict[str, str] | None:
+    """The `| `VAR` | default | meaning |` rows of services/<directory>/README.md; None without a README."""
+    readme = ROOT / "services" / directory / "README.md"
+    if not readme.is_file():
+        return None
+    rows: dict[str, str] = {}
+    for line in readme.read_text().splitlines():
+        match = README_ROW.match(line)
+        if match:
+            rows[match.group(1)] = match.group(2).strip().strip("`")
+    return rows
