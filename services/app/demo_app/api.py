@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import uuid
 from http import HTTPStatus
 from typing import Any
@@ -27,6 +28,8 @@ MAX_WORK_MS = 10_000
 WORK_STATUSES = frozenset(status.value for status in HTTPStatus if 200 <= status.value <= 599)
 BODYLESS_STATUSES = frozenset({204, 205, 304})
 JSON_MIMETYPE = "application/json"
+# An optional minus and at most 12 ASCII digits: what int() is then certain to accept ("--5" is not an integer).
+_INTEGER = re.compile(r"-?[0-9]{1,12}")
 
 
 @api.before_request
@@ -139,7 +142,7 @@ def _int_param(name: str, default: int, low: int, high: int) -> int:
     if raw is None or raw == "":
         return default
     text = raw.strip()
-    if not text.isascii() or not text.lstrip("-").isdigit() or len(text) > 12:
+    if not _INTEGER.fullmatch(text):
         raise ApiError(400, "bad request", f"{name} must be an integer, got {raw[:40]!r}")
     value = int(text)
     if not low <= value <= high:

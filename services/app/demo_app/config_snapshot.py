@@ -155,6 +155,10 @@ def _parse_yaml(name: str, content: bytes) -> tuple[yaml.Node | None, Any]:
         raise ConfigInvalidError(name, reason, mark.line + 1 if mark is not None else None) from None
     except yaml.YAMLError as exc:  # e.g. bytes that are not UTF-8
         raise ConfigInvalidError(name, f"invalid YAML: {exc}") from None
+    except ValueError as exc:
+        # PyYAML's constructors raise plain ValueErrors for well-formed YAML with an impossible
+        # value: a date like 2024-02-30, an integer beyond Python's 4300-digit conversion limit.
+        raise ConfigInvalidError(name, f"invalid value: {exc}") from None
     except RecursionError:
         raise ConfigInvalidError(name, "nested too deeply") from None
     return node, _frozen(name, document)

@@ -73,15 +73,18 @@ class LiveConfig:
         self._clock = clock
         self._retry_seconds = retry_seconds
         self._lock = threading.Lock()
-        self._current: ConfigSnapshot | None = None
-        self._seen_generation = -1
+        # The snapshot served and the board generation it reflects, replaced as ONE reference: a
+        # request reading them without the lock must never pair a new generation with an old snapshot.
+        self._served: tuple[int, ConfigSnapshot | None] = (-1, None)
+        # The generation a load last failed at, retried only after ``retry_seconds``.
+        self._failed_generation: int | None = None
         self._next_attempt = 0.0
         self._last_problem: str | None = None
         self.last_error: ConfigError | None = None
 
     @property
     def current(self) -> ConfigSnapshot | None:
-        return self._current
+        return self._served[1]
 
     def sync(self, generation: int) -> ConfigSnapshot | None:
         """Return the snapshot to serve, first loading the directory if the board moved past us.
@@ -89,22 +92,27 @@ class LiveConfig:
         Called at the start of every request with the board's generation; the common
         case (nothing changed) takes no lock and reads no file.
         """
-        current = self._current
-        if current is not None and generation == self._seen_generation:
+        seen, current = self._served
+        if current is not None and generation == seen:
             return current
         with self._lock:
-            if self._current is not None and generation == self._seen_generation:
-                return self._current  # another thread of this worker caught up meanwhile
-            if self._clock() < self._next_attempt:
-                return self._current
+            seen, current = self._served
+            if current is not None and generation == seen:
+                return current  # another thread of this worker caught up meanwhile
+            # After a failed load, wait before reading the directory again, unless the board moved
+            # since: then another worker published a set, and it must be served at once.
+            if generation == self._failed_generation and self._clock() < self._next_attempt:
+                return current
             try:
-                snapshot, generation = self._load_served_set()
+                snapshot, loaded_generation = self._load_served_set()
             except ConfigError as exc:
+                self._failed_generation = generation
                 self._next_attempt = self._clock() + self._retry_seconds
                 self._note_problem(exc)
-                return self._current
-            self._adopt(snapshot, generation, "config-followed" if self._current else "config-loaded")
-            return self._current
+                return current
+            self._failed_generation = None
+            self._adopt(snapshot, loaded_generation, "config-followed" if current else "config-loaded")
+            return self._served[1]
 
     def follow_in_background(self, interval: float = FOLLOW_SECONDS) -> Follower:
         """Also check the board every ``interval`` seconds, so an idle worker converges too.
@@ -135,13 +143,13 @@ class LiveConfig:
     def reload(self) -> ReloadResult:
         """Load the directory now and publish it to every worker; raise ConfigError to refuse it."""
         with self._board.serialize_reloads():
-            previous = self._current
+            previous = self.current
             try:
                 snapshot = load_snapshot(self.directory)
                 with self._lock:
                     generation = self._publish(snapshot)
                     self._adopt(snapshot, generation, "config-reloaded")
-                    current = self._current
+                    current = self.current
             except ConfigError as exc:
                 self._board.count_reload(ok=False)
                 self._statsd.increment("app.config.reloads", tags={"result": "refused"})
@@ -171,13 +179,13 @@ class LiveConfig:
 
     def _adopt(self, snapshot: ConfigSnapshot, generation: int, action: str) -> None:
         """Serve ``snapshot`` from now on (keeping the old object, and its loaded_at, if unchanged)."""
-        previous = self._current
-        self._seen_generation = generation
+        previous = self.current
         self._last_problem = None
         self.last_error = None
         if previous is not None and previous.version == snapshot.version:
+            self._served = (generation, previous)
             return
-        self._current = snapshot
+        self._served = (generation, snapshot)
         self._board.set_worker_version(os.getpid(), snapshot.version)
         published = self._board.published().version
         logger.info(
@@ -199,7 +207,8 @@ class LiveConfig:
         if exc.detail == self._last_problem:
             return
         self._last_problem = exc.detail
-        if isinstance(exc, ConfigMissingError) and self._current is None:
+        current = self.current
+        if isinstance(exc, ConfigMissingError) and current is None:
             logger.info(
                 "waiting for config in %s: %s",
                 self.directory,
@@ -210,11 +219,11 @@ class LiveConfig:
             logger.warning(
                 "cannot load config from %s, still serving %s: %s",
                 self.directory,
-                self._current.version if self._current else None,
+                current.version if current else None,
                 exc.detail,
                 extra={
                     "event.action": "config-load-failed",
-                    "config.version": self._current.version if self._current else None,
+                    "config.version": current.version if current else None,
                     "error.message": exc.detail,
                 },
             )

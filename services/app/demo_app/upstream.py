@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -27,7 +28,9 @@ class UpstreamClient:
     """GET ``<base_url>/api/greeting`` with a timeout, forwarding the caller's trace headers."""
 
     def __init__(self, base_url: str, timeout_seconds: float, statsd: StatsdClient) -> None:
-        self.url = base_url.rstrip("/") + "/api/greeting"
+        self._request_url = base_url.rstrip("/") + "/api/greeting"
+        # What errors, logs and answers show: the URL without any user:password (requests still sends it).
+        self.url = _without_credentials(self._request_url)
         self.timeout_seconds = timeout_seconds
         self._statsd = statsd
         # One session (keep-alive pool) per thread: requests.Session is not documented thread-safe.
@@ -56,7 +59,7 @@ class UpstreamClient:
         started = time.perf_counter()
         outcome = "error"
         try:
-            response = self._session().get(self.url, headers=dict(headers), timeout=self.timeout_seconds)
+            response = self._session().get(self._request_url, headers=dict(headers), timeout=self.timeout_seconds)
             outcome = str(response.status_code)
             if response.status_code != 200:
                 raise UpstreamError(502, "bad gateway", f"upstream {self.url} answered {response.status_code}", outcome)
@@ -83,3 +86,9 @@ class UpstreamClient:
         finally:
             self._statsd.increment("app.upstream.calls", tags={"status": outcome})
             self._statsd.timing("app.upstream.duration", (time.perf_counter() - started) * 1000)
+
+
+def _without_credentials(url: str) -> str:
+    """Drop ``user:password@`` from a URL, so it can appear in answers and logs."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

@@ -95,6 +95,10 @@ def parse_config(text: str, source: str) -> ExporterConfig:
         where = f"line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, where, f"invalid YAML: {problem}") from None
+    except ValueError as exc:  # well-formed YAML PyYAML cannot construct: 2024-02-30, a 5000-digit integer
+        raise ConfigError(source, "", f"invalid value: {exc}") from None
+    except RecursionError:
+        raise ConfigError(source, "", "nested too deeply") from None
     if document is None:
         document = {}
     reader = _Reader(source)

@@ -94,6 +94,10 @@ class Exposition:
             except SourceError as exc:
                 families = []
                 result = SourceResult(source.name, False, self._clock() - start, str(exc))
+            except Exception as exc:  # a bug in one source must cost its up, not the whole page
+                logger.exception("source failed unexpectedly", extra={"source": source.name})
+                families = []
+                result = SourceResult(source.name, False, self._clock() - start, f"internal error: {exc!r}")
             self._log_transition(result)
             results.append(result)
             gathered.extend(families)

@@ -120,7 +120,7 @@ class HttpJsonFetcher:
             raise SourceError("connection", f"{self.url}: {exc!r}") from None
         except OSError as exc:
             raise SourceError("connection", f"{self.url}: {exc}") from None
-        except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError; or nested too deep
             raise SourceError("invalid_json", f"{self.url}: {exc}") from None
         finally:
             if response is not None:
@@ -148,7 +148,7 @@ class FileJsonFetcher:
             return json.loads(self.path.read_bytes())
         except OSError as exc:
             raise SourceError("connection", f"{self.path}: {exc.strerror}") from None
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise SourceError("invalid_json", f"{self.path}: {exc}") from None
 
 

@@ -110,7 +110,10 @@ class Exporter:
             while not self.stop.wait(MAIN_LOOP_INTERVAL_SECONDS):
                 if self.reload_requested.is_set():
                     self.reload_requested.clear()
-                    self.reloader.reload("SIGHUP")
+                    try:
+                        self.reloader.reload("SIGHUP")
+                    except Exception:  # a bad reload must never stop the exporter; the old mapping stays
+                        logger.exception("mapping reload failed; keeping the running mapping")
         finally:
             self.shutdown()
 

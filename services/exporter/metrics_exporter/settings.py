@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sidecar_common import SettingsError, setting
 
@@ -79,5 +80,21 @@ class Settings:
             raise SettingsError("STATSD_READ_BUFFER_BYTES", f"must be >= {MIN_READ_BUFFER_BYTES}")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError("EXPORTER_LOG_LEVEL", f"unknown level {self.log_level!r}")
-        if self.json_url and not self.json_url.startswith(("http://", "https://")):
-            raise SettingsError("EXPORTER_JSON_URL", "must start with http:// or https://")
+        if self.json_url:
+            problem = _http_url_problem(self.json_url)
+            if problem:
+                raise SettingsError("EXPORTER_JSON_URL", problem)
+
+
+def _http_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be fetched over HTTP (checked here, so a typo exits 2 instead of crashing later)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return "must start with http:// or https://"
+    try:
+        parts.port  # noqa: B018 - urllib parses the port lazily and raises on a bad one
+    except ValueError:
+        return "has an invalid port"
+    if not parts.hostname:
+        return "has no host"
+    return None

@@ -121,7 +121,21 @@ def test_work_sleeps_the_asked_time_and_answers_the_asked_status(client: FlaskCl
 
 @pytest.mark.parametrize(
     "query",
-    ["ms=-1", "ms=10001", "ms=abc", "ms=1.5", "ms=%C3%A9", "status=99", "status=600", "status=299", "status=x"],
+    [
+        "ms=-1",
+        "ms=10001",
+        "ms=abc",
+        "ms=1.5",
+        "ms=%C3%A9",
+        "ms=--5",
+        "ms=-",
+        "ms=%EF%BC%95",  # a full-width digit: str.isdigit() says yes, but it is no ASCII integer
+        "status=99",
+        "status=600",
+        "status=299",
+        "status=x",
+        "status=--200",
+    ],
 )
 def test_work_with_bad_parameters_is_400(client: FlaskClient, fake_sleep: FakeSleep, query: str) -> None:
     response = client.get(f"/api/work?{query}")
@@ -196,3 +210,21 @@ def test_each_request_is_logged_with_ecs_fields(client: FlaskClient, caplog: pyt
     assert fields["trace.id"] == "0af7651916cd43dd8448eb211c80319c"
     assert isinstance(fields["event.duration"], int)
     assert fields["event.duration"] > 0
+
+
+def test_a_bug_is_a_json_500_that_hides_internals_and_is_logged_with_its_stack(
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app()
+
+    @app.get("/bug")
+    def bug() -> str:
+        raise KeyError("internal detail")
+
+    caplog.set_level(logging.ERROR, logger="demo_app.http_errors")
+    response = app.test_client().get("/bug")
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "internal error", "detail": "unexpected KeyError; see the app's log"}
+    (logged,) = [record for record in caplog.records if record.__dict__.get("event.action") == "unhandled-error"]
+    assert logged.exc_info is not None
+    assert logged.__dict__["url.path"] == "/bug"

@@ -66,6 +66,9 @@ def test_yaml_only_values_become_json_compatible(tmp_path: Path) -> None:
         ({"app.yaml": "greeting: hi\nchaos: 5\n"}, "app.yaml: line 2: chaos must be a mapping"),
         ({"app.yaml": "greeting: hi\nchaos:\n  latency_ms: 10001\n"}, "app.yaml: line 3: chaos.latency_ms"),
         ({"app.yaml": "greeting: hi\nchaos:\n  error_rate: true\n"}, "app.yaml: line 3: chaos.error_rate"),
+        # Well-formed YAML whose value PyYAML cannot construct: a plain ValueError inside the loader.
+        ({"app.yaml": "greeting: hi\nwhen: 2024-02-30\n"}, "app.yaml: invalid value: day is out of range"),
+        ({"app.yaml": "greeting: hi\nbig: " + "9" * 5000 + "\n"}, "app.yaml: invalid value: "),
     ],
 )
 def test_invalid_files_are_refused_naming_file_and_line(tmp_path: Path, files: dict[str, str], detail: str) -> None:

@@ -38,7 +38,15 @@ paths = st.one_of(
 query_values = st.one_of(
     st.integers(min_value=-(10**20), max_value=10**20).map(str),
     st.integers(min_value=0, max_value=700).map(str),
+    st.from_regex(r"[-+ 0-9]{1,8}", fullmatch=True),
     st.text(max_size=20),
+)
+# What a sloppy client sends for a number: stray signs and blanks around digits ("--5", "+7", "5-").
+almost_integers = st.builds(
+    lambda prefix, digits, suffix: prefix + digits + suffix,
+    st.sampled_from(["", "-", "--", "+", " -", "-+", "- "]),
+    st.from_regex(r"[0-9]{1,5}", fullmatch=True),
+    st.sampled_from(["", "-", " ", "+", ".0"]),
 )
 queries = st.dictionaries(st.sampled_from(["ms", "status", "x", "", "ms[]"]), query_values, max_size=3)
 json_values = st.recursive(
@@ -130,3 +138,12 @@ def test_bodies_on_post_endpoints_get_no_unrequested_server_error(
     fuzz_app: Flask, path: str, body: bytes, content_type: str | None
 ) -> None:
     check(send(fuzz_app, "POST", path, {}, body, content_type), "POST", path, {})
+
+
+@FUZZ
+@given(ms=almost_integers, status=almost_integers)
+def test_almost_integer_parameters_of_work_get_no_unrequested_server_error(
+    fuzz_app: Flask, ms: str, status: str
+) -> None:
+    query = {"ms": ms, "status": status}
+    check(send(fuzz_app, "GET", "/api/work", query, b"", None), "GET", "/api/work", query)

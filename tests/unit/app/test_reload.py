@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import pytest
 
 from demo_app import ReloadBoard
+from demo_app.live_config import LiveConfig
 from demo_app.state import EXTENSION_KEY, AppState
 from sidecar_common import content_version, read_config_files
 from tests.support import wait_until
@@ -49,6 +51,7 @@ def test_reload_serves_the_new_version_and_reports_it(make_app: AppFactory, conf
         ({"app.yaml": "greeting: ok\n", "extra.json": '{\n  "a": 1,\n}'}, "extra.json: line 3: "),
         ({"app.yaml": "greeting: ok\n", "other.yaml": "a: 1\n---\nb: 2\n"}, "other.yaml: line 2: "),
         ({"features.json": "{}"}, "app.yaml: not found"),
+        ({"app.yaml": "greeting: ok\nlaunch: 2024-02-30\n"}, "app.yaml: invalid value: day is out of range"),
     ],
 )
 def test_reload_refuses_a_bad_set_and_keeps_the_previous_one(
@@ -133,6 +136,41 @@ def test_readyz_waits_for_the_first_config_then_turns_ready(make_app: AppFactory
     assert client.get("/api/greeting").get_json()["greeting"] == "finally"
 
 
+def test_a_worker_waiting_for_config_serves_another_workers_reload_at_once(
+    tmp_path: Path, statsd: RecordingStatsd
+) -> None:
+    """The pause between retries of a failed load must not delay a set another worker published."""
+    directory = tmp_path / "not-yet"
+    board = ReloadBoard.create()
+    try:
+        # A frozen clock: without the board moving, the waiting worker would not look again for a minute.
+        waiting = LiveConfig(directory, board, statsd, clock=lambda: 0.0, retry_seconds=60)
+        reloading = LiveConfig(directory, board, statsd)
+        assert waiting.sync(board.published().generation) is None
+        publish(directory, {"app.yaml": "greeting: first\n"})
+        version = reloading.reload().snapshot.version
+        served = waiting.sync(board.published().generation)
+        assert served is not None
+        assert served.version == version
+    finally:
+        board.close()
+
+
+def test_a_worker_starting_on_an_invalid_config_is_not_ready_instead_of_crashing(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    directory = tmp_path / "invalid-at-start"
+    publish(directory, {"app.yaml": "greeting: hi\nlaunch: 2024-02-30\n"})
+    client = make_app(config_dir=directory).test_client()
+    waiting = client.get("/readyz")
+    assert waiting.status_code == 503
+    assert "app.yaml: invalid value: day is out of range" in waiting.get_json()["detail"]
+    assert client.get("/api/greeting").status_code == 503
+    publish(directory, {"app.yaml": "greeting: fixed\n"})
+    assert client.post("/-/reload").status_code == 200
+    assert client.get("/api/greeting").get_json()["greeting"] == "fixed"
+
+
 def test_stats_reports_uptime_config_reloads_and_workers(make_app: AppFactory, config_dir: Path) -> None:
     client = make_app().test_client()
     publish(config_dir, {"app.yaml": "greeting: stats\n"})
@@ -178,3 +216,23 @@ def test_an_idle_worker_follows_a_reload_without_any_request(make_app: AppFactor
         follower.stop()
     finally:
         board.close()
+
+
+def test_config_events_are_logged_without_the_config_itself(
+    make_app: AppFactory, config_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="demo_app.live_config")
+    client = make_app().test_client()
+    publish(config_dir, {"app.yaml": "greeting: logged\ndb:\n  password: hunter2-in-the-config\n"})
+    version = client.post("/-/reload").get_json()["version"]
+    publish(config_dir, {"app.yaml": "greeting: [\n"})
+    assert client.post("/-/reload").status_code == 422
+    events = {record.__dict__["event.action"]: record for record in caplog.records}
+    assert events["config-loaded"].__dict__["config.files"] == ["app.yaml", "features.json"]
+    assert events["config-reloaded"].__dict__["config.version"] == version
+    refused = events["config-refused"]
+    assert refused.levelno == logging.WARNING
+    assert refused.__dict__["config.version"] == version  # the version kept in service
+    assert refused.__dict__["error.message"].startswith("app.yaml: line 2:")
+    assert "hunter2" not in caplog.text
+    assert "not-a-real-password" not in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -144,6 +145,24 @@ def test_unreachable_upstream_is_a_502(make_app: AppFactory, statsd: RecordingSt
     assert isinstance(state, AppState)
     assert state.upstream is not None
     state.upstream.close()
+
+
+def test_credentials_in_the_upstream_url_never_reach_answers_or_logs(
+    make_app: AppFactory, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    upstream.status = 503
+    app = make_app(upstream_url=upstream.url.replace("http://", "http://demo:s3cret@"), upstream_timeout_seconds=5)
+    response = app.test_client().get("/api/greeting")
+    state = app.extensions[EXTENSION_KEY]
+    assert isinstance(state, AppState)
+    assert state.upstream is not None
+    state.upstream.close()
+    assert response.status_code == 502
+    assert response.get_json()["upstream"] == upstream.url + "/api/greeting"
+    assert "s3cret" not in response.get_data(as_text=True)
+    assert "s3cret" not in caplog.text
+    assert upstream.seen[0]["authorization"].startswith("Basic ")  # the call itself still authenticates
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,8 @@ def test_help_lists_every_variable_and_the_check_command(capsys: pytest.CaptureF
         ("STATSD_PORT", "70000"),
         ("EXPORTER_MAX_SERIES_PER_METRIC", "0"),
         ("EXPORTER_JSON_URL", "localhost:8080/stats"),
+        ("EXPORTER_JSON_URL", "http://"),
+        ("EXPORTER_JSON_URL", "http://localhost:port/stats"),
         ("STATSD_READ_BUFFER_BYTES", "1024"),
     ],
 )

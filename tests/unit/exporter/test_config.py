@@ -77,6 +77,10 @@ def test_the_digest_follows_the_content() -> None:
         ("mappings: [{match: a, name: a_seconds, scale: big}]", "mappings[0].scale", "finite number"),
         ("mappings: [{match: a, name: a_seconds, ttl: soon}]", "mappings[0].ttl", "duration"),
         ("defaults: {ttl: -5}", "defaults.ttl", ">= 0"),
+        # Well-formed YAML PyYAML cannot construct, and nesting beyond the parser's recursion limit.
+        ("defaults: {ttl: 2024-02-30}", "", "invalid value: day is out of range"),
+        ("mappings: " + "9" * 5000, "", "invalid value: "),
+        ("mappings: " + "[" * 1000 + "]" * 1000, "", "nested too deeply"),
         ("json: [{name: up, path: 'workers'}]", "json[0].path", "must start with $"),
         ("json: [{name: up, path: '$.a['}]", "json[0].path", "position 3"),
         ("json: [{name: hits, path: $.a, type: counter}]", "json[0].name", "must end with _total"),

@@ -15,7 +15,8 @@ from metrics_exporter.self_metrics import SourceResult, self_metrics
 from metrics_exporter.sources import SourceError
 from metrics_exporter.statsd.ingest import IngestStats
 from metrics_exporter.statsd.parser import Reason
-from metrics_exporter.store import StoreCounts
+from metrics_exporter.statsd.source import StatsdSource
+from metrics_exporter.store import SeriesStore, StoreCounts
 from tests.unit.exporter.conftest import render, samples_of, value
 
 
@@ -73,6 +74,32 @@ def test_each_source_gets_the_budget_and_a_failing_one_does_not_spoil_the_page()
     assert value(found, "exporter_source_up", source="json") == 0
     assert value(found, "kept") == 1
     assert healthy.timeouts == broken.timeouts == [2.5]
+
+
+class BuggySource:
+    name = "json"
+
+    def collect(self, timeout: float) -> list[Metric]:
+        raise KeyError("a bug, not a SourceError")
+
+
+def test_a_source_that_fails_unexpectedly_is_down_and_the_page_still_serves(caplog: pytest.LogCaptureFixture) -> None:
+    healthy = StaticSource("statsd", [GaugeMetricFamily("kept", "kept", value=1)])
+    exposition = Exposition([healthy, BuggySource()], up_only, timeout_seconds=5, margin_seconds=0.5)
+    found = samples_of(render(exposition.scrape()))
+    assert value(found, "exporter_source_up", source="json") == 0
+    assert value(found, "exporter_source_up", source="statsd") == 1
+    assert value(found, "kept") == 1
+    assert any(record.exc_info for record in caplog.records if record.getMessage() == "source failed unexpectedly")
+
+
+def test_a_dead_statsd_receiver_makes_the_statsd_source_down() -> None:
+    alive = [True]
+    store = SeriesStore()
+    exposition = Exposition([StatsdSource(store, healthy=lambda: alive[0])], up_only, 5, 0.5)
+    assert value(samples_of(render(exposition.scrape())), "exporter_source_up", source="statsd") == 1
+    alive[0] = False
+    assert value(samples_of(render(exposition.scrape())), "exporter_source_up", source="statsd") == 0
 
 
 def test_a_family_name_exported_twice_is_left_out_and_counted() -> None:

@@ -100,6 +100,7 @@ def test_each_scrape_fetches_afresh(app: tuple[FakeApp, str]) -> None:
         (503, b"{}", "http_status"),
         (200, b"<html>not json</html>", "invalid_json"),
         (200, b"\xff\xfe", "invalid_json"),
+        (200, b"[" * 100_000, "invalid_json"),  # nested beyond the parser's recursion limit
     ],
 )
 def test_a_bad_answer_is_a_source_error(app: tuple[FakeApp, str], status: int, body: bytes, reason: str) -> None:

@@ -154,6 +154,9 @@ def test_gauges_set_and_adjust(pipeline: Build) -> None:
     assert value(exposition(store), "temp") == 12
     ingest_lines(ingestor, "temp:4|g")
     assert value(exposition(store), "temp") == 4
+    # statsd's rule: a signed value is always a change, so a new gauge sent "-5" starts from 0.
+    ingest_lines(ingestor, "fresh:-5|g")
+    assert value(exposition(store), "fresh") == -5
 
 
 def test_sets_count_distinct_members(pipeline: Build) -> None:
@@ -334,3 +337,30 @@ def test_exposition_is_clean_text(pipeline: Build) -> None:
     ingest_lines(ingestor, 'a:1|c|#k:with "quotes" and \\ backslash')
     text = render(store.collect())
     assert value(samples_of(text), "a_total", k='with "quotes" and \\ backslash') == 1
+
+
+def test_the_route_cache_tells_a_name_with_a_bar_from_a_line_with_another_type(pipeline: Build) -> None:
+    ingestor, store = pipeline()
+    ingest_lines(ingestor, "a|b:1|c", "a:5|b|c")  # a counter named "a|b"; then a line of the unknown type "b"
+    assert value(exposition(store), "a_b_total") == 1
+    assert ingestor.stats.parse_errors[Reason.UNKNOWN_TYPE] == 1
+
+
+def test_a_rule_type_turns_a_counter_into_a_gauge_and_refuses_impossible_types(pipeline: Build) -> None:
+    ingestor, store = pipeline(
+        """
+mappings:
+  - match: queue.pushed
+    type: gauge
+    name: queue_pushed
+  - match: queue.popped
+    type: histogram
+    name: queue_popped_seconds
+"""
+    )
+    ingest_lines(ingestor, "queue.pushed:3|c", "queue.pushed:2|c|@0.5", "queue.popped:1|c")
+    text = render(store.collect())
+    assert "# TYPE queue_pushed gauge" in text
+    assert value(samples_of(text), "queue_pushed") == 7  # a counter line still adds, sample rate included
+    assert "queue_popped" not in text
+    assert ingestor.stats.parse_errors[Reason.TYPE_CONFLICT] == 1

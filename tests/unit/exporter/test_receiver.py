@@ -82,6 +82,14 @@ def test_stop_ends_the_thread_and_frees_the_port(run_receiver: RunReceiver) -> N
         sock.bind(("127.0.0.1", port))
 
 
+def test_close_ends_an_idle_loop_without_waiting_for_stop(run_receiver: RunReceiver) -> None:
+    receiver = run_receiver(Sink())
+    receiver.close(timeout=10)
+    assert not receiver.alive()
+    assert not receiver.bound
+    assert not receiver.stop.is_set()
+
+
 def test_a_taken_port_is_an_error_at_bind() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))

@@ -193,6 +193,24 @@ def test_a_sighup_style_request_reloads_from_the_main_loop(start_exporter: Start
     assert exporter.reloader.config.mappings[0].name.text == "shop_orders_total"
 
 
+def test_a_reload_that_fails_unexpectedly_does_not_stop_the_exporter(
+    start_exporter: StartExporter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter = start_exporter()
+
+    def broken(trigger: str) -> None:
+        raise RuntimeError("a bug in the reload path")
+
+    monkeypatch.setattr(exporter.reloader, "reload", broken)
+    exporter.reload_requested.set()
+    wait_until(
+        lambda: any(record.getMessage().startswith("mapping reload failed") for record in caplog.records),
+        message="the failed reload logged",
+    )
+    assert not exporter.stop.is_set()
+    assert http(exporter.admin.port, "/readyz")[0] == 200
+
+
 def test_stop_closes_both_ports(start_exporter: StartExporter) -> None:
     exporter = start_exporter()
     udp_port, http_port = exporter.receiver.port, exporter.admin.port

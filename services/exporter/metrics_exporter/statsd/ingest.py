@@ -225,7 +225,9 @@ class Ingestor:
                 except StatsdParseError as exc:
                     self._reject(exc)
                 continue
-            key = name + rest[bar:]
+            # The name holds no ":" (it ends at the first one), so this key cannot confuse the name "a|b"
+            # of "a|b:1|c" with the metadata "|b|c" of "a:1|b|c".
+            key = name + ":" + rest[bar:]
             route = routes.get(key)
             if route is None:
                 route = self._resolve(line)

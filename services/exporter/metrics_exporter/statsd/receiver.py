@@ -8,7 +8,9 @@ taken once per batch, not once per line.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import select
 import socket
 import threading
@@ -53,6 +55,8 @@ class StatsdReceiver:
         self.effective_read_buffer_bytes = 0
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        # A pipe close() writes to, so the loop ends at once instead of at its next poll timeout.
+        self._wake: tuple[int, int] | None = None
 
     @property
     def bound(self) -> bool:
@@ -90,6 +94,7 @@ class StatsdReceiver:
     def start(self) -> None:
         if self._sock is None:
             self.bind()
+        self._wake = os.pipe()
         self._thread = threading.Thread(target=self.run, name="statsd-receiver", daemon=True)
         self._thread.start()
 
@@ -106,11 +111,16 @@ class StatsdReceiver:
         view = memoryview(buffer)
         poller = select.poll()
         poller.register(sock, select.POLLIN)
+        wake = self._wake[0] if self._wake is not None else None
+        if wake is not None:
+            poller.register(wake, select.POLLIN)
         last_housekeeping = time.monotonic()
         while not self.stop.is_set():
             self.heartbeat.beat()
             try:
                 ready = poller.poll(POLL_INTERVAL_SECONDS * 1000)
+                if wake is not None and any(fd == wake for fd, _ in ready):
+                    return  # close() was called
                 batch: list[bytes] = []
                 while ready and len(batch) < MAX_BATCH:
                     try:
@@ -131,9 +141,16 @@ class StatsdReceiver:
                 self.stop.wait(0.1)  # a persistent failure must not spin
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the loop (``stop`` must be set) and close the socket."""
+        """End the loop, wait for it up to ``timeout`` seconds, and close the socket."""
+        if self._wake is not None:
+            os.write(self._wake[1], b"x")
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._wake is not None:
+            for fd in self._wake:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._wake = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
