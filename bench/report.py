@@ -98,7 +98,7 @@ def figure_row(fig: dict[str, Any]) -> str:
 
 
 def plot_series(benchmark: str, series: dict[str, list[float]], explicit: list[dict[str, Any]]) -> list[Path]:
-    """Draw latency distributions as CDFs and RSS / other series as lines over samples."""
+    """Draw explicit x/y plots, latency distributions as CDFs and RSS series as lines over samples."""
     if not series:
         return []
     import matplotlib
@@ -156,7 +156,8 @@ def plot_series(benchmark: str, series: dict[str, list[float]], explicit: list[d
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
-    for key in ("rss", "other"):
+    # Other series are raw data kept in the JSON; only an explicit plot spec draws them.
+    for key in ("rss",):
         if not groups[key]:
             continue
         fig, ax = plt.subplots(figsize=(7, 3.6))
