@@ -19,7 +19,7 @@ from sidecar_common import Heartbeat
 
 logger = logging.getLogger(__name__)
 
-MISSING_SOURCE_RETRY = 1.0  # seconds between checks for a source that does not exist yet
+MISSING_SOURCE_RETRY = 1.0  # seconds until a failed pass (source missing, target unwritable) is retried
 
 
 class SyncLoop:
@@ -75,8 +75,11 @@ class SyncLoop:
                 next_resync = self._clock() + min(retry, self.resync_seconds)
                 continue
             detected_at = self.debouncer.wait(min(next_resync - now, self.beat_interval))
-            if detected_at is not None and not self._stop.is_set():
-                self._sync("event", detected_at)
+            if detected_at is None or self._stop.is_set():
+                continue
+            if self._sync("event", detected_at) is SyncResult.ERROR:
+                # A read that lost a race or a full target: retry soon, not only at the next re-hash.
+                next_resync = min(next_resync, self._clock() + MISSING_SOURCE_RETRY)
 
     def _sync(self, trigger: str, detected_at: float) -> SyncResult:
         try:

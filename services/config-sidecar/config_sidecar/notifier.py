@@ -77,7 +77,8 @@ class ReloadNotifier:
         """Make ``request`` the one to deliver, replacing any older pending version."""
         with self._lock:
             self._pending = request
-        self.state.record_reload_pending(request.version)
+            # Under the lock, so /status cannot show "nothing pending" after this request (see deliver).
+            self.state.record_reload_pending(request.version)
         self._wake.set()
 
     def pending(self) -> ReloadRequest | None:
@@ -116,10 +117,10 @@ class ReloadNotifier:
                     exc.reason,
                     extra={"version": request.version, "retry_in": round(delay, 3), "via": self.reloader.describe()},
                 )
-                self._sleep(delay)
+                self._sleep(delay, request)
             except Exception:  # a bug must not end the thread: the reload stays pending
                 logger.exception("reload notifier failed unexpectedly")
-                self._sleep(self.backoff.next_delay())
+                self._sleep(self.backoff.next_delay(), request)
 
     def deliver(self, request: ReloadRequest) -> None:
         """Send ``request`` once; on acknowledgement mark it applied, else raise ReloadError."""
@@ -132,13 +133,12 @@ class ReloadNotifier:
             matched = newest if newest is not None and acknowledged == newest.version else request
             if done and self._pending is matched:
                 self._pending = None
+                self.state.record_reload_pending(None)
         if not done:
             raise ReloadError(f"app acknowledged version {acknowledged!r}, expected {request.version!r}")
         self.backoff.reset()
         latency = None if matched.detected_at is None else self._clock() - matched.detected_at
         self.state.record_applied(matched.version, latency)
-        if self.pending() is None:
-            self.state.record_reload_pending(None)
         logger.info(
             "app applied %s",
             matched.version,
@@ -149,12 +149,20 @@ class ReloadNotifier:
             },
         )
 
-    def _sleep(self, delay: float) -> None:
-        """Wait out a backoff delay, still beating, and waking at once on shutdown."""
+    def _sleep(self, delay: float, failed: ReloadRequest) -> None:
+        """Wait out the backoff of ``failed``, still beating; end early on shutdown or a newer version.
+
+        The backoff belongs to the version that failed: a newer one (say, the fix
+        for a config the app refused) goes out at once, its own retries from the start.
+        """
         deadline = self._clock() + delay
         while not self._stop.is_set():
+            if self.pending() is not failed:
+                self.backoff.reset()
+                return
             remaining = deadline - self._clock()
             if remaining <= 0:
                 return
-            self._stop.wait(min(remaining, self.beat_interval))
+            self._wake.wait(min(remaining, self.beat_interval))
+            self._wake.clear()  # before the pending() check above, so a submit in between is not missed
             self.heartbeat.beat()

@@ -108,6 +108,22 @@ class Publisher:
         self._remove_old_versions(keep)
         return PublishResult(config.version, version_dir)
 
+    def repair(self, config: ConfigSet) -> None:
+        """Finish a publish that a crash cut short: links of ``config``'s keys only, no stray versions.
+
+        A crash after the ``..data`` swap but before the links were updated leaves a
+        new key without its visible name and a deleted key's link dangling; a crash
+        before the swap leaves an unused versioned directory. Content that is
+        unchanged is never published again, so nothing else would ever fix either.
+        """
+        try:
+            self._update_visible_links(set(config.files))
+            fsync_directory(self.target_dir)
+            current = self._current_version_dir()
+            self._remove_old_versions({current.name} if current is not None else set())
+        except OSError as exc:
+            raise PublishError(self.target_dir, f"{exc.strerror or exc} ({exc.filename or '-'})") from exc
+
     def _current_version_dir(self) -> Path | None:
         link = self.target_dir / DATA_LINK
         return link.resolve() if link.is_symlink() else None

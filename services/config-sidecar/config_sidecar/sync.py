@@ -56,6 +56,11 @@ class Syncer:
         published = self.publisher.published()
         if published is None:
             return
+        try:
+            self.publisher.repair(published)
+        except PublishError as exc:
+            self._problem("publish", str(exc))
+            return  # not adopted: the first pass publishes anew, which rewrites the links
         self._published = published
         self.state.record_published(published, [], restored=True)
         logger.info("found version %s already published", published.version, extra={"version": published.version})

@@ -124,6 +124,10 @@ def parse_file(name: str, content: bytes) -> tuple[ConfigError | None, list[Any]
             return ConfigError(name, mark.line + 1 if mark else None, _yaml_problem(exc)), None
         except yaml.YAMLError as exc:  # e.g. a byte sequence that is not UTF-8
             return ConfigError(name, None, _yaml_problem(exc)), None
+        except (ValueError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
+            # SafeLoader's constructors raise plain Python errors for tagged or impossible values
+            # (`2024-02-30`, `!!float abc`, `!!timestamp x`); their messages quote the value.
+            return ConfigError(name, None, _unbuildable(exc)), None
     if lower.endswith(JSON_SUFFIXES):
         try:
             return None, [json.loads(content)]
@@ -131,7 +135,16 @@ def parse_file(name: str, content: bytes) -> tuple[ConfigError | None, list[Any]
             return ConfigError(name, exc.lineno, exc.msg), None
         except UnicodeDecodeError as exc:
             return ConfigError(name, None, f"not UTF-8 (byte {exc.start})"), None
+        except (ValueError, RecursionError) as exc:  # an integer over the digit limit; nesting too deep
+            return ConfigError(name, None, _unbuildable(exc)), None
     return None, None
+
+
+def _unbuildable(exc: BaseException) -> str:
+    """Name a value the parser could not build, without the exception's message (it quotes the value)."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return f"a value cannot be built ({type(exc).__name__})"
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -121,6 +121,24 @@ def test_an_answer_with_the_newer_pending_version_completes_it(state: SyncState)
     assert notifier.pending() is None
 
 
+def test_a_newer_version_cuts_the_backoff_of_a_refused_one_short(state: SyncState) -> None:
+    """The app refused v1 and the sidecar backs off for a minute; the fix, v2, must not wait for that."""
+    reloader = ScriptedReloader(ReloadError("HTTP 422: app.yaml: line 1: bad"), "echo")
+    backoff = Backoff(60, 60)
+    notifier = ReloadNotifier(reloader, state, backoff, Heartbeat("n", 5), beat_interval=0.2)
+    notifier.start()
+    try:
+        notifier.submit(ReloadRequest("v1"))
+        wait_until(lambda: backoff.attempt == 1, 10, message="v1 refused, backing off")
+        notifier.submit(ReloadRequest("v2"))
+        wait_until(lambda: state.applied_version() == "v2", 10, message="v2 sent at once")
+    finally:
+        notifier.close()
+    assert reloader.sent == ["v1", "v2"]
+    assert backoff.attempt == 0
+    assert state.snapshot()["reload"]["pending"] is None
+
+
 def test_propagation_is_observed_from_detection(state: SyncState) -> None:
     notifier = start_notifier(ScriptedReloader("echo"), state)
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from config_sidecar.publisher import Publisher, PublishError, PublishResult
 from config_sidecar.settings import Settings
 from config_sidecar.source import ConfigFile, ConfigSet
 from config_sidecar.sync import SyncResult
@@ -295,6 +296,37 @@ def test_restart_adopts_the_published_set_and_confirms_it_with_the_app(
     assert second.get("/readyz")[0] == 200
 
 
+def test_restart_after_a_crash_mid_publish_repairs_the_links_without_publishing_again(
+    volume: KubeletVolume,
+    target: Path,
+    make_settings: MakeSettings,
+    start_sidecar: StartSidecar,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def config_set(files: dict[str, str]) -> ConfigSet:
+        return ConfigSet({name: ConfigFile(text.encode()) for name, text in files.items()})
+
+    Publisher(target).publish(config_set({"app.yaml": "greeting: a\n", "gone.yaml": "x: 1\n"}))
+    new = {"app.yaml": "greeting: b\n", "added.yaml": "y: 2\n"}
+    crashing = Publisher(target)
+    monkeypatch.setattr(crashing, "_update_visible_links", lambda names: None)  # died right after the swap
+    crashing.publish(config_set(new))
+    stray = target / "..2020_01_01_00_00_00.000000000"  # died before a swap, another time
+    stray.mkdir()
+    (stray / "app.yaml").write_text("greeting: half-written\n")
+    data = os.readlink(target / "..data")
+    volume.write(new)
+
+    sidecar = start_sidecar(make_settings())
+    wait_until(lambda: sidecar.metric("config_sidecar_syncs_total", result="unchanged") >= 1, 15, message="1st pass")
+
+    assert sidecar.published() == 0
+    assert os.readlink(target / "..data") == data
+    assert sorted(n for n in os.listdir(target) if not n.startswith(".")) == ["added.yaml", "app.yaml"]
+    assert (target / "added.yaml").read_text() == "y: 2\n"
+    assert not stray.exists()
+
+
 def test_readyz_only_after_the_first_publish(
     volume: KubeletVolume, make_settings: MakeSettings, start_sidecar: StartSidecar
 ) -> None:
@@ -367,6 +399,31 @@ def test_periodic_resync_alone_picks_up_changes(
 
     volume.write({"app.yaml": "greeting: b\n"})
     sidecar.wait_published(version_of({"app.yaml": "greeting: b\n"}))
+
+
+def test_a_publish_that_fails_after_an_event_is_retried_before_the_next_resync(
+    volume: KubeletVolume, target: Path, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    volume.write({"app.yaml": "greeting: a\n"})
+    sidecar = start_sidecar(make_settings(resync_seconds=3600))
+    sidecar.wait_published(version_of({"app.yaml": "greeting: a\n"}))
+    publisher = sidecar.sidecar.syncer.publisher
+    real_publish = publisher.publish
+    failures = [0]
+
+    def full_disk_once(config: ConfigSet) -> PublishResult:
+        if failures[0] == 0:
+            failures[0] += 1
+            raise PublishError(target, "No space left on device")
+        return real_publish(config)
+
+    publisher.publish = full_disk_once  # type: ignore[method-assign]
+    volume.write({"app.yaml": "greeting: b\n"})
+
+    sidecar.wait_published(version_of({"app.yaml": "greeting: b\n"}))
+    assert failures[0] == 1
+    assert sidecar.metric("config_sidecar_syncs_total", result="error") == 1
+    assert published_files(target) == {"app.yaml": "greeting: b\n"}
 
 
 def test_sync_result_of_a_set_is_stable_across_resyncs(

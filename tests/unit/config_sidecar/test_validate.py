@@ -67,6 +67,26 @@ def test_non_utf8_yaml_is_an_error_not_a_crash() -> None:
     assert error.file == "app.yaml"
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "reason_part"),
+    [
+        ("app.yaml", b"greeting: hi\nexpires: 2024-02-30\n", "cannot be built"),
+        ("app.yaml", b"password: !!float hunter2\n", "cannot be built"),
+        ("app.yaml", b"password: !!int hunter2\n", "cannot be built"),
+        ("app.yaml", b"password: !!timestamp hunter2\n", "cannot be built"),
+        ("settings.json", b'{"password": ' + b"7" * 5000 + b"}", "cannot be built"),
+        ("settings.json", b"[" * 100_000, "nested too deeply"),
+    ],
+)
+def test_values_the_parser_cannot_build_are_errors_that_never_quote_them(
+    name: str, content: bytes, reason_part: str
+) -> None:
+    errors = Validator().validate({name: content})
+    assert [(e.file, reason_part in e.reason) for e in errors] == [(name, True)]
+    assert "hunter2" not in errors[0].reason
+    assert "7777" not in errors[0].reason
+
+
 def test_valid_set_passes(schema_validator: Validator) -> None:
     files = {"app.yaml": b"greeting: hi\nchaos:\n  latency_ms: 10\n  error_rate: 0.1\n", "x.bin": b"\0"}
     assert schema_validator.validate(files) == []
