@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,13 @@ class FileEntry:
     offset: int  # acknowledged prefix: resume reading here
     path: str
     closed_at: float | None = None
+    # Read time (epoch) that names the dated index of records past ``offset`` without a timestamp of
+    # their own: a resend after a restart must reach the same index, or its 409 protection is lost.
+    index_time: float | None = None
+    # Offsets past ``offset`` where a held record was handed out before its end was known (a partial
+    # line or a multiline record flushed after the idle timeout). A re-read cuts there again, so the
+    # record keeps its id and content; read whole, it would reuse the id and its rest would be lost.
+    cuts: list[int] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> FileEntry:
@@ -63,6 +70,8 @@ class FileEntry:
             offset=int(raw["offset"]),
             path=str(raw["path"]),
             closed_at=None if raw.get("closed_at") is None else float(raw["closed_at"]),
+            index_time=None if raw.get("index_time") is None else float(raw["index_time"]),
+            cuts=[int(cut) for cut in raw.get("cuts", ())],
         )
 
 
@@ -160,8 +169,18 @@ class CheckpointStore:
             if entry is None or offset <= entry.offset:
                 return False
             entry.offset = offset
+            if entry.cuts:
+                entry.cuts = [cut for cut in entry.cuts if cut > offset]
             self._dirty = True
             return True
+
+    def add_cut(self, key: str, offset: int) -> None:
+        """Remember that the record held at ``offset`` of ``key`` was handed out there (see FileEntry.cuts)."""
+        with self._lock:
+            entry = self._by_key.get(key)
+            if entry is not None and offset > entry.offset and offset not in entry.cuts:
+                entry.cuts.append(offset)
+                self._dirty = True
 
     def offset(self, key: str) -> int | None:
         with self._lock:

@@ -90,7 +90,7 @@ def resolve(fd: int, dev: int, ino: int, size: int, candidates: list[FileEntry])
     return Resolution(Match.NEW, 0, 0, None)
 
 
-def to_entry(identity: FileIdentity, offset: int, path: str) -> FileEntry:
+def to_entry(identity: FileIdentity, offset: int, path: str, index_time: float | None = None) -> FileEntry:
     return FileEntry(
         dev=identity.dev,
         ino=identity.ino,
@@ -100,4 +100,5 @@ def to_entry(identity: FileIdentity, offset: int, path: str) -> FileEntry:
         fingerprint_len=len(identity.prefix),
         offset=offset,
         path=path,
+        index_time=index_time,
     )

@@ -37,6 +37,9 @@ class ReaderOptions:
     flush_interval: float = 1.0
     max_line_bytes: int = 262144
     drain_seconds: float = 10.0
+    # Name dated indices of records without a time of their own by the file's pinned read time
+    # (see tailer.py), not the clock: for sinks whose duplicate check depends on the index.
+    pin_index_time: bool = True
 
 
 class Reader:
@@ -90,6 +93,7 @@ class Reader:
         add = self._batcher.add
         max_line = self.options.max_line_bytes
         read_ts = format_timestamp(self._wall_clock())
+        index_ts = self._index_ts(tail, read_ts)
         offset = start
         last_end = start
         blank = 0
@@ -114,7 +118,8 @@ class Reader:
                     self._reporter.report("invalid_utf8", tail.path, begin, str(exc))
             try:
                 ts, source, problem = build(text, ctx, begin, read_ts, flags)
-                item = encode(id_prefix + str(begin), ts, source)
+                # ``build`` hands back read_ts itself when the record has no time of its own.
+                item = encode(id_prefix + str(begin), index_ts if ts is read_ts else ts, source)
             except Exception as exc:  # costs nothing until raised; keeps one odd record from losing the file
                 item = self._fallback(tail, begin, text, read_ts, flags, exc)
                 problem = None
@@ -193,12 +198,16 @@ class Reader:
                 self._reporter.report("invalid_utf8", tail.path, offset, str(exc))
             return data.decode("utf-8", "replace")
 
+    def _index_ts(self, tail: Tail, read_ts: str) -> str:
+        return tail.index_ts if self.options.pin_index_time else read_ts
+
     def _emit(self, tail: Tail, record: JoinedRecord) -> None:
         read_ts = format_timestamp(self._wall_clock())
         key = tail.key
         try:
             ts, source, problem = self._builder.build(record.text, tail.ctx, record.start, read_ts, record.flags)
-            item = self._encode(document_id(key, record.start), ts, source)
+            index_ts = self._index_ts(tail, read_ts) if ts is read_ts else ts
+            item = self._encode(document_id(key, record.start), index_ts, source)
         except Exception as exc:
             item = self._fallback(tail, record.start, record.text, read_ts, record.flags, exc)
             problem = None
@@ -212,7 +221,7 @@ class Reader:
         """Ship a record that could not be built as it is, as plain text, and say so."""
         self._reporter.report("unprocessable", tail.path, offset, f"{type(exc).__name__}: {exc}")
         source = self._builder.message(text, tail.ctx, offset, read_ts, flags)
-        return self._encode(document_id(tail.key, offset), read_ts, source)
+        return self._encode(document_id(tail.key, offset), self._index_ts(tail, read_ts), source)
 
     def _skip(self, key: str, end: int, count: bool) -> None:
         if count:

@@ -80,7 +80,10 @@ class RecordBuilder:
     def build(
         self, text: str, ctx: FileContext, offset: int, read_ts: str, flags: tuple[str, ...] = ()
     ) -> tuple[str, str, str | None]:
-        """Return (``@timestamp`` value, document JSON, problem) for the record ``text`` at ``offset``."""
+        """Return (``@timestamp`` value, document JSON, problem) for the record ``text`` at ``offset``.
+
+        The value returned is ``read_ts`` itself (the same object) when the record has no time of its own.
+        """
         problem = None
         if text[:1] == "{" and TRUNCATED not in flags:
             try:

@@ -122,6 +122,7 @@ class LogSidecar:
                 flush_interval=settings.flush_interval_seconds,
                 max_line_bytes=settings.max_line_bytes,
                 drain_seconds=settings.drain_seconds,
+                pin_index_time=settings.sink == "elasticsearch",
             ),
             self.tailer,
             builder,

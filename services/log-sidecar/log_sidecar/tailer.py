@@ -8,8 +8,17 @@
   the new content gets new document ids.
 * Deleted files: the open descriptor still reaches the data; it is finished,
   then closed.
+* Dated indices: a record without a timestamp of its own is named into an
+  index by the file's pinned read time, saved in the checkpoint, not by the
+  clock at each read; so a record resent after a restart across midnight
+  reaches the same index (where its ``_id`` is known) instead of a new one.
+  The pin moves to the current hour only once every record read under the old
+  one was acknowledged, and only past the bytes an earlier run may have sent.
 * Partial last lines wait for their newline; after LOG_PARTIAL_FLUSH_SECONDS
-  without new bytes they are shipped as they are. Lines longer than
+  without new bytes they are shipped as they are (so is a pending multiline
+  record). Where that cut fell is saved first, and a re-read after a crash
+  cuts there again: the flushed part keeps its id (a 409 on resend) and the
+  rest of the line its own, instead of the whole line reusing the first id. Lines longer than
   LOG_MAX_LINE_BYTES are cut, and the rest of the line is skipped without
   ever holding more than the limit in memory.
 """
@@ -30,13 +39,16 @@ from log_sidecar.checkpoint import CheckpointError, CheckpointStore
 from log_sidecar.identity import FileIdentity, Match, establish, resolve, to_entry
 from log_sidecar.metrics import Metrics
 from log_sidecar.multiline import MultilineJoiner
-from log_sidecar.records import FileContext
+from log_sidecar.records import FileContext, format_timestamp
 
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 256 * 1024
 # Read at most this much from one file per pass, so one busy file cannot starve the others.
 PASS_BYTES = 4 * 1024 * 1024
+# The read time that names dated indices changes at most this often (UTC hours): every
+# date pattern coarser than an hour then sees one stable index per record across restarts.
+INDEX_PERIOD_SECONDS = 3600.0
 
 
 class LineConsumer(Protocol):
@@ -94,6 +106,10 @@ class Tail:
         self.last_data_at = now
         self.waiting_since: float | None = None  # data present, identity not yet fixed
         self.joiner: MultilineJoiner | None = None
+        self.index_time = 0.0  # pinned read time naming the index of records without their own timestamp
+        self.index_ts = format_timestamp(0.0)
+        self.reread_until = 0  # bytes below this may have been sent by an earlier run, under the pinned time
+        self.cuts: list[int] = []  # where an earlier run flushed held records: flush again when reaching them
 
     @property
     def key(self) -> str:
@@ -104,6 +120,10 @@ class Tail:
     def holding(self) -> bool:
         """Bytes read but not yet handed out."""
         return bool(self.leftover) or self.long_head is not None or (self.discarding and self.consumed < self.offset)
+
+    def pin_index_time(self, epoch: float) -> None:
+        self.index_time = epoch
+        self.index_ts = format_timestamp(epoch)
 
     def set_path(self, path: str) -> None:
         self.path = path
@@ -162,6 +182,8 @@ class Tail:
         self.long_head = None
         self.discarding = False
         self.waiting_since = None
+        self.cuts = []  # offsets in the old content
+        self.reread_until = 0
 
 
 @dataclass(frozen=True)
@@ -184,12 +206,14 @@ class Tailer:
         tracker: AckTracker,
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.options = options
         self._store = store
         self._tracker = tracker
         self._metrics = metrics
         self._clock = clock
+        self._wall_clock = wall_clock
         self._pattern = re.compile(options.multiline_pattern) if options.multiline_pattern else None
         self.tails: dict[tuple[int, int], Tail] = {}
         self._next_scan = 0.0
@@ -252,6 +276,10 @@ class Tailer:
         if resolution.match is Match.RESUME and entry is not None:
             prefix = os.pread(fd, entry.fingerprint_len, 0)
             tail.identity = FileIdentity(st.st_dev, st.st_ino, entry.generation, entry.key, prefix)
+            # An older checkpoint has no pinned time: the current one is the best guess left.
+            tail.pin_index_time(self._wall_clock() if entry.index_time is None else entry.index_time)
+            tail.reread_until = st.st_size  # an earlier run cannot have read past the file's current end
+            tail.cuts = sorted(cut for cut in set(entry.cuts) if cut > resolution.offset)
             self._adopt(tail, new=False)
         self.tails[ident] = tail
         self._metrics.file_events.labels(resolution.match.value).inc()
@@ -292,7 +320,8 @@ class Tailer:
         identity = tail.identity
         assert identity is not None
         self._tracker.start(identity.key, tail.offset)
-        entry = to_entry(identity, tail.offset, tail.path)
+        entry = to_entry(identity, tail.offset, tail.path, tail.index_time)
+        entry.cuts = list(tail.cuts)
         if not new:
             committed = self._store.offset(identity.key)
             entry.offset = tail.offset if committed is None else committed
@@ -313,6 +342,7 @@ class Tailer:
             return False
         tail.identity = identity
         tail.waiting_since = None
+        tail.pin_index_time(self._wall_clock())
         self._adopt(tail, new=True)
         return True
 
@@ -327,13 +357,39 @@ class Tailer:
             identity.prefix = prefix
             self._store.update(identity.key, fingerprint=identity.fingerprint, fingerprint_len=len(prefix))
 
-    def _save(self) -> None:
+    def _save(self) -> bool:
         try:
             if self._store.save():
                 self._metrics.checkpoint_writes.labels("ok").inc()
         except CheckpointError as exc:
             self._metrics.checkpoint_writes.labels("error").inc()
             logger.error("checkpoint write failed", extra={"path": str(exc.path), "error": exc.reason})
+            return False
+        return True
+
+    def _index_time_current(self, tail: Tail) -> bool:
+        """Keep the tail's pinned index time, or move it to now when that is safe; False: do not read yet.
+
+        Safe means: no record read under the old time is still unacknowledged (a crash
+        would resend it under the new one), and the checkpoint saying so is on disk.
+        """
+        now = self._wall_clock()
+        period = INDEX_PERIOD_SECONDS
+        if now // period == tail.index_time // period or tail.offset < tail.reread_until:
+            return True
+        key = tail.key
+        if self._tracker.outstanding(key):
+            return False  # reading resumes once the in-flight records are acknowledged
+        committed = self._tracker.committed(key)
+        if committed is not None:
+            self._store.commit(key, committed)
+        previous = tail.index_time
+        self._store.update(key, index_time=now)
+        if not self._save():
+            self._store.update(key, index_time=previous)
+            return False
+        tail.pin_index_time(now)
+        return True
 
     # Reading ----------------------------------------------------------------
     def poll(self, consumer: LineConsumer) -> tuple[int, bool]:
@@ -369,15 +425,23 @@ class Tailer:
         if tail.offset and not identity.matches(tail.fd):
             self._restart(tail, consumer, Match.REPLACED)
             return 0, False
+        if not self._index_time_current(tail):
+            return 0, True
         self._grow_fingerprint(tail)
         read = 0
         max_line = self.options.max_line_bytes
         while read < PASS_BYTES:
-            data = os.pread(tail.fd, CHUNK_BYTES, tail.offset)
+            want = min(CHUNK_BYTES, tail.cuts[0] - tail.offset) if tail.cuts else CHUNK_BYTES
+            data = os.pread(tail.fd, want, tail.offset)
             if not data:
                 break
             tail.feed(data, consumer, max_line)
             read += len(data)
+            if tail.cuts and tail.offset >= tail.cuts[0]:
+                del tail.cuts[0]
+                # An earlier run handed out what it held right here: do the same, so the records match.
+                tail.flush_partial(consumer)
+                consumer.flush(tail)
             if consumer.saturated():
                 break
         if read:
@@ -389,8 +453,7 @@ class Tailer:
         """The file was truncated or rewritten: ship what we hold, then read it again from 0."""
         old = tail.identity
         assert old is not None
-        tail.flush_partial(consumer)
-        consumer.flush(tail)
+        self._flush_held(tail, consumer, must=True)
         logger.warning(
             "%s %s: reading it again from the start",
             tail.path,
@@ -411,9 +474,7 @@ class Tailer:
             # Only a writer that stalled makes a partial line final; a reader paused by a full
             # buffer has simply not read the rest of the line yet.
             if at_end and tail.identity is not None and idle >= self.options.partial_flush:
-                if tail.holding:
-                    tail.flush_partial(consumer)
-                consumer.flush(tail)
+                self._flush_held(tail, consumer, must=False)
             if not at_end:
                 continue
             if tail.matched and (tail.deleted or not self._still_at_path(tail)):
@@ -423,8 +484,7 @@ class Tailer:
                 quiet = now - max(tail.unmatched_since, tail.last_data_at)
                 if quiet >= self.options.rotate_wait:
                     if tail.identity is not None:
-                        tail.flush_partial(consumer)
-                        consumer.flush(tail)
+                        self._flush_held(tail, consumer, must=True)
                     self._close(tail, "deleted" if tail.deleted else "rotated")
         self._forget_retired()
 
@@ -473,8 +533,21 @@ class Tailer:
         """Hand out everything held, complete or not (shutdown)."""
         for tail in self.tails.values():
             if tail.identity is not None:
-                tail.flush_partial(consumer)
-                consumer.flush(tail)
+                self._flush_held(tail, consumer, must=False)  # if the cut cannot be saved: read again next start
+
+    def _flush_held(self, tail: Tail, consumer: LineConsumer, must: bool) -> None:
+        """Hand out what ``tail`` holds (a partial line, a pending multiline record) before its end is known.
+
+        The cut is saved first (FileEntry.cuts). If that fails the records stay held,
+        to be read again, unless ``must``: the file is going away and shipping them
+        (a resend could then duplicate them) beats losing them.
+        """
+        if tail.holding or (tail.joiner is not None and tail.joiner.pending):
+            self._store.add_cut(tail.key, tail.offset)
+            if not self._save() and not must:
+                return
+        tail.flush_partial(consumer)
+        consumer.flush(tail)
 
     def close_all(self) -> None:
         for tail in self.tails.values():

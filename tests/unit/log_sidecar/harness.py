@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,8 @@ class FakeSink:
     """Stores documents by ``_id`` like Elasticsearch with ``create``: a known id is a duplicate.
 
     ``failures`` are raised by the next requests, one each; ``item_status(doc)`` can answer a
-    per-document status (429, 400...) instead of storing it.
+    per-document status (429, 400...) instead of storing it; ``after_store`` is called after a
+    request was stored, whose answer is then lost (a crash before the acknowledgement).
     """
 
     name = "fake"
@@ -55,6 +57,7 @@ class FakeSink:
         self.failures: list[Exception] = []
         self.item_status: Callable[[dict[str, Any]], int | None] = lambda doc: None
         self.down = False
+        self.after_store: Callable[[], None] | None = None
 
     def encode(self, doc_id: str, timestamp: str, source: str) -> bytes:
         return with_id(doc_id, source)
@@ -79,6 +82,9 @@ class FakeSink:
             else:
                 self.stored[doc.pop("_id")] = doc
                 result.delivered += 1
+        if self.after_store is not None:
+            self.after_store()
+            raise SinkUnavailableError("timeout", "answer lost")
         return result
 
     def describe(self, item: bytes) -> dict[str, Any]:
@@ -108,6 +114,7 @@ class Options:
     buffer_max_bytes: int = 4 << 20
     flush_interval: float = 1.0
     retry_max: int = 0
+    wall_start: float | None = None  # a ManualClock for the wall-clock time instead of time.time
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,6 +126,9 @@ class Harness:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.options = options
         self.clock = ManualClock()
+        self.wall_clock: Callable[[], float] = (
+            time.time if options.wall_start is None else ManualClock(options.wall_start)
+        )
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.store = CheckpointStore(state_dir)
@@ -144,6 +154,7 @@ class Harness:
             self.tracker,
             self.metrics,
             clock=self.clock,
+            wall_clock=self.wall_clock,
         )
         self.reader = Reader(
             ReaderOptions(
@@ -160,6 +171,7 @@ class Harness:
             self.stop,
             Heartbeat("reader", 60),
             clock=self.clock,
+            wall_clock=self.wall_clock,
         )
         self.dead_letters = DeadLetterFile(state_dir, 1 << 20)
         self.shipper = Shipper(

@@ -118,3 +118,19 @@ def test_skipped_bytes_commit_at_once_only_when_nothing_is_in_flight() -> None:
     tracker.extend(pending, 15)
     assert tracker.skip("k", 20) is None, "bytes after an unacknowledged range wait for it"
     assert tracker.complete([pending]) == {"k": 20}
+
+
+def test_cuts_and_the_index_time_survive_a_restart_until_acknowledged(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path)
+    store.put(entry(offset=5))
+    store.update("k" * 16, index_time=1234.5)
+    store.add_cut("k" * 16, 20)
+    store.add_cut("k" * 16, 40)
+    store.add_cut("k" * 16, 3)  # already acknowledged: nothing to re-cut
+    store.save()
+    again = CheckpointStore(tmp_path)
+    again.load()
+    (loaded,) = again.entries()
+    assert (loaded.cuts, loaded.index_time) == ([20, 40], 1234.5)
+    again.commit("k" * 16, 20)
+    assert again.entries()[0].cuts == [40]

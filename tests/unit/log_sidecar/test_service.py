@@ -72,9 +72,11 @@ def test_lines_are_shipped_and_the_admin_endpoints_tell_the_truth(sidecar: LogSi
     log.write_text("".join(f'{{"n": {i}}}\n' for i in range(20)))
     wait_until(lambda: len(shipped(settings)) == 20, 10, message="20 documents in the file sink")
     assert sorted(doc["n"] for doc in shipped(settings)) == list(range(20))  # type: ignore[type-var]
+    # The sink's output is visible before the shipper has counted the answer: wait for the count.
+    delivered = 'log_sidecar_documents_total{result="delivered"} 20.0'
+    wait_until(lambda: delivered in get(port, "/metrics")[1], 10, message="20 delivered documents counted")
     metrics = get(port, "/metrics")[1]
     assert "log_sidecar_lines_read_total 20.0" in metrics
-    assert 'log_sidecar_documents_total{result="delivered"} 20.0' in metrics
     assert "log_sidecar_sink_up 1.0" in metrics
     status = json.loads(get(port, "/status")[1])
     assert status["files"][0]["path"] == str(log)
