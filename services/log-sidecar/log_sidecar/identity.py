@@ -47,17 +47,22 @@ def establish(
 ) -> FileIdentity | None:
     """Fix the identity of a file from its first bytes, or return None if it is too early to tell.
 
-    The key (and so every document id) is derived from the prefix seen now, so
-    we wait for a complete first line or LOG_FINGERPRINT_BYTES: two different
+    We wait for a complete first line or LOG_FINGERPRINT_BYTES: two different
     files rarely share a first line, but often share its first few characters.
-    ``force`` settles for what is there (a lone partial line being flushed).
+    The key (and so every document id) comes from the first line only, never
+    from whatever else happened to be written when we looked: the first line
+    never changes in an append-only file, so the same key is derived again if
+    the checkpoint is lost, and the resend is answered 409 instead of stored
+    twice. ``force`` settles for what is there (a lone partial line being flushed).
     """
     prefix = os.pread(fd, fingerprint_bytes, 0)
     if not prefix:
         return None
-    if len(prefix) < fingerprint_bytes and b"\n" not in prefix and not force:
+    newline = prefix.find(b"\n")
+    if newline < 0 and len(prefix) < fingerprint_bytes and not force:
         return None
-    return FileIdentity(dev, ino, generation, file_key(ino, generation, fingerprint_of(prefix)), prefix)
+    first_line = prefix if newline < 0 else prefix[: newline + 1]
+    return FileIdentity(dev, ino, generation, file_key(ino, generation, fingerprint_of(first_line)), prefix)
 
 
 class Match(enum.Enum):
