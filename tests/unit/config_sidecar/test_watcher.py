@@ -1,0 +1,113 @@
+"""The directory watch: a ``..data`` swap is reported as a commit as soon as it is read, other noise is not."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from config_sidecar.source import NameFilter
+from config_sidecar.watcher import IN_CREATE, IN_MOVED_FROM, IN_MOVED_TO, DirectoryWatcher, parse_events
+from tests.support import wait_until
+from tests.support.kubelet import KubeletVolume
+
+
+class Events:
+    """Collect ``on_change(commit)`` calls from the watcher's reader thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: list[bool] = []
+
+    def __call__(self, commit: bool) -> None:
+        with self._lock:
+            self._calls.append(commit)
+
+    @property
+    def calls(self) -> list[bool]:
+        with self._lock:
+            return list(self._calls)
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
+
+
+@pytest.fixture
+def watched(tmp_path: Path, events: Events) -> Iterator[tuple[KubeletVolume, DirectoryWatcher]]:
+    volume = KubeletVolume(tmp_path / "source")
+    volume.write({"app.yaml": "a: 1\n"})
+    watcher = DirectoryWatcher(volume.directory, NameFilter(("*.swp",)), events)
+    assert watcher.ensure() is True
+    try:
+        yield volume, watcher
+    finally:
+        watcher.stop()
+
+
+def test_a_kubelet_swap_is_reported_as_a_commit(
+    watched: tuple[KubeletVolume, DirectoryWatcher], events: Events
+) -> None:
+    volume, _ = watched
+    volume.write({"app.yaml": "a: 2\n"})
+    wait_until(lambda: True in events.calls, message="the ..data swap was not reported as a commit")
+
+
+def test_a_move_onto_data_is_a_commit_without_its_moved_from_half(tmp_path: Path, events: Events) -> None:
+    # The kernel may hand out IN_MOVED_FROM (..data_tmp) and IN_MOVED_TO (..data) in separate reads;
+    # the IN_MOVED_TO alone must already count, nothing may wait to pair the two.
+    watcher = DirectoryWatcher(tmp_path, NameFilter(()), events)
+    assert watcher.ensure() is True
+    try:
+        wd = watcher._wd
+        assert wd is not None
+        watcher._handle(wd, IN_MOVED_FROM, "..data_tmp")
+        assert events.calls == []  # bookkeeping name: not a config change
+        watcher._handle(wd, IN_MOVED_TO, "..data")
+        assert events.calls == [True]
+    finally:
+        watcher.stop()
+
+
+def test_plain_edits_are_changes_but_hidden_and_ignored_names_are_not(
+    watched: tuple[KubeletVolume, DirectoryWatcher], events: Events
+) -> None:
+    volume, _ = watched
+    (volume.directory / ".hidden").write_text("x")
+    (volume.directory / "app.yaml.swp").write_text("x")
+    (volume.directory / "extra.yaml").write_text("b: 1\n")
+    wait_until(lambda: events.calls, message="writing extra.yaml was not reported")
+    assert True not in events.calls  # a plain write may be half done: never a commit
+
+
+def test_a_deleted_directory_is_watched_again_once_it_reappears(
+    watched: tuple[KubeletVolume, DirectoryWatcher], events: Events
+) -> None:
+    volume, watcher = watched
+    shutil.rmtree(volume.directory)
+    wait_until(lambda: events.calls, message="the deletion of the directory was not reported")
+    volume.directory.mkdir()
+    wait_until(watcher.ensure, message="the recreated directory was not watched again")
+    assert watcher.watching
+
+
+def test_stop_is_final(tmp_path: Path, events: Events) -> None:
+    watcher = DirectoryWatcher(tmp_path, NameFilter(()), events)
+    assert watcher.ensure() is True
+    watcher.stop()
+    assert not watcher.watching
+    assert watcher.ensure() is False
+
+
+def test_events_of_one_read_are_split_with_their_names() -> None:
+    def event(wd: int, mask: int, name: bytes) -> bytes:
+        padded = name + b"\0" * (16 - len(name))
+        return struct.pack("iIII", wd, mask, 0, len(padded)) + padded
+
+    buffer = event(1, IN_CREATE, b"..data_tmp") + event(1, IN_MOVED_TO, b"..data")
+    assert parse_events(buffer) == [(1, IN_CREATE, "..data_tmp"), (1, IN_MOVED_TO, "..data")]
