@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
 
 from config_sidecar.source import NameFilter
-from config_sidecar.watcher import IN_CREATE, IN_MOVED_FROM, IN_MOVED_TO, DirectoryWatcher, parse_events
+from config_sidecar.watcher import DirectoryWatcher
 from tests.support import wait_until
 from tests.support.kubelet import KubeletVolume
 
@@ -66,9 +66,9 @@ def test_a_move_onto_data_is_a_commit_without_its_moved_from_half(tmp_path: Path
     try:
         wd = watcher._wd
         assert wd is not None
-        watcher._handle(wd, IN_MOVED_FROM, "..data_tmp")
+        watcher.on_event(InotifyEvent(wd, InotifyConstants.IN_MOVED_FROM, 1, b"..data_tmp"))
         assert events.calls == []  # bookkeeping name: not a config change
-        watcher._handle(wd, IN_MOVED_TO, "..data")
+        watcher.on_event(InotifyEvent(wd, InotifyConstants.IN_MOVED_TO, 1, b"..data"))
         assert events.calls == [True]
     finally:
         watcher.stop()
@@ -104,10 +104,33 @@ def test_stop_is_final(tmp_path: Path, events: Events) -> None:
     assert watcher.ensure() is False
 
 
-def test_events_of_one_read_are_split_with_their_names() -> None:
-    def event(wd: int, mask: int, name: bytes) -> bytes:
-        padded = name + b"\0" * (16 - len(name))
-        return struct.pack("iIII", wd, mask, 0, len(padded)) + padded
+def test_a_failing_callback_does_not_end_the_watch(tmp_path: Path) -> None:
+    # Callbacks run on watchdog's reader thread: an exception escaping them would end that thread.
+    calls: list[bool] = []
 
-    buffer = event(1, IN_CREATE, b"..data_tmp") + event(1, IN_MOVED_TO, b"..data")
-    assert parse_events(buffer) == [(1, IN_CREATE, "..data_tmp"), (1, IN_MOVED_TO, "..data")]
+    def fail_once(commit: bool) -> None:
+        calls.append(commit)
+        if len(calls) == 1:
+            raise RuntimeError("first change fails")
+
+    watcher = DirectoryWatcher(tmp_path, NameFilter(()), fail_once)
+    assert watcher.ensure() is True
+    try:
+        (tmp_path / "first.yaml").write_text("a: 1\n")
+        wait_until(lambda: calls, message="the first change was not reported")
+        reported = len(calls)
+        (tmp_path / "second.yaml").write_text("a: 2\n")
+        wait_until(lambda: len(calls) > reported, message="no change was reported after the callback failed")
+        assert watcher.ensure() is False  # the same watch is still alive: no re-watch needed
+    finally:
+        watcher.stop()
+
+
+def test_a_queue_overflow_is_reported_as_a_change(tmp_path: Path, events: Events) -> None:
+    watcher = DirectoryWatcher(tmp_path, NameFilter(()), events)
+    assert watcher.ensure() is True
+    try:
+        watcher.on_queue_overflow()
+        assert events.calls == [False]  # lost events: a full sync, never a commit
+    finally:
+        watcher.stop()
