@@ -233,6 +233,8 @@ def render(results: list[dict[str, Any]], quick: bool, failures: dict[str, str])
 def write_report(quick: bool = False, failures: dict[str, str] | None = None) -> Path:
     results = load_results()
     DOCS.mkdir(exist_ok=True)
+    for stale in PLOTS.glob("*.png"):  # every plot is drawn anew; none may outlive its data
+        stale.unlink()
     path = DOCS / "benchmarks.md"
     path.write_text(render(results, quick, failures or {}))
     return path
