@@ -11,8 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pytest
 import requests
 
 from tests.support import ServiceProcess, free_tcp_port, wait_until
+from tests.support.json_stub import JsonStub
 
 WORKERS = 2
 APP_YAML = "greeting: {greeting}\nchaos:\n  latency_ms: 0\n  error_rate: 0\nfeatures:\n  beta: true\n"
@@ -82,43 +82,8 @@ class StatsdListener:
         self.sock.close()
 
 
-@dataclass
-class Upstream:
-    """A tiny upstream app recording the headers of every call it gets."""
-
-    seen: list[dict[str, str]] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-
-    def start(self) -> Upstream:
-        seen = self.seen
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                seen.append({key.lower(): value for key, value in self.headers.items()})
-                body = b'{"greeting": "hello from upstream"}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        assert self.server is not None
-        self.server.shutdown()
-        self.server.server_close()
+# What the stand-in upstream app answers; it records the headers of every call it gets.
+UPSTREAM_GREETING = {"greeting": "hello from upstream"}
 
 
 @dataclass
@@ -128,7 +93,7 @@ class App:
     config_dir: Path
     log_file: Path
     statsd: StatsdListener
-    upstream: Upstream
+    upstream: JsonStub
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         # A fresh connection per call (no Session), so calls spread over the workers.
@@ -155,7 +120,7 @@ class App:
         return answers
 
 
-def start_app(tmp_path: Path, statsd: StatsdListener, upstream: Upstream, **env: str) -> App:
+def start_app(tmp_path: Path, statsd: StatsdListener, upstream: JsonStub, **env: str) -> App:
     config_dir = tmp_path / "config"
     publish(config_dir, {"app.yaml": APP_YAML.format(greeting="first"), "features.json": '{"banner": true}'})
     log_file = tmp_path / "logs" / "app.log"  # the directory does not exist yet: the app creates it
@@ -190,7 +155,7 @@ def start_app(tmp_path: Path, statsd: StatsdListener, upstream: Upstream, **env:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     statsd = StatsdListener()
-    upstream = Upstream().start()
+    upstream = JsonStub(UPSTREAM_GREETING).start()
     started = start_app(tmp_path_factory.mktemp("app"), statsd, upstream)
     yield started
     code = started.process.stop()
@@ -323,7 +288,7 @@ def test_log_lines_are_ecs_json_from_every_process(app: App) -> None:
 
 def test_sigterm_lets_in_flight_requests_finish_then_exits_cleanly(tmp_path: Path) -> None:
     statsd = StatsdListener()
-    upstream = Upstream().start()
+    upstream = JsonStub(UPSTREAM_GREETING).start()
     app = start_app(tmp_path, statsd, upstream)
     try:
         slow: dict[str, requests.Response] = {}

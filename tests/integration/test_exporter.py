@@ -15,12 +15,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import ServiceProcess, free_tcp_port, free_udp_port, wait_until
+from tests.support.json_stub import JsonStub
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -223,27 +222,9 @@ STATS = {
 @pytest.fixture
 def stats_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
     """A stand-in for the app's GET /stats that records the headers it was asked with."""
-    seen: list[dict[str, str]] = []
-    body = json.dumps(STATS).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append({k.lower(): v for k, v in self.headers.items()})
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/stats", seen
-    server.shutdown()
-    server.server_close()
+    stub = JsonStub(STATS).start()
+    yield f"{stub.url}/stats", stub.seen
+    stub.stop()
 
 
 @dataclass
