@@ -13,180 +13,19 @@ import os
 import signal
 import threading
 import time
-import urllib.request
-from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from tests.emulators.es_bulk import BulkEmulator, Faults
-from tests.support import ServiceProcess, free_tcp_port, wait_until
-
-INDEX = "logs-test"
-DELIVERY_TIMEOUT = 30.0
-
-
-class Sidecar:
-    """``python -m log_sidecar`` with fast test timings; restartable on the same state dir."""
-
-    def __init__(self, tmp_path: Path, **env: str) -> None:
-        self.logs = tmp_path / "logs"
-        self.state = tmp_path / "state"
-        self.logs.mkdir(exist_ok=True)
-        self.admin_port = free_tcp_port()
-        self.env = {
-            "LOG_PATHS": str(self.logs / "*.log"),
-            "LOG_STATE_DIR": str(self.state),
-            "LOG_SINK": "elasticsearch",
-            "ES_INDEX": INDEX,
-            "ADMIN_HOST": "127.0.0.1",
-            "ADMIN_PORT": str(self.admin_port),
-            "LOG_SCAN_INTERVAL_SECONDS": "0.5",
-            "LOG_POLL_INTERVAL_SECONDS": "0.05",
-            "LOG_FLUSH_INTERVAL_SECONDS": "0.2",
-            "LOG_ROTATE_WAIT_SECONDS": "1",
-            "LOG_RETRY_INITIAL_SECONDS": "0.05",
-            "LOG_RETRY_MAX_SECONDS": "0.5",
-            "LOG_SINK_TIMEOUT_SECONDS": "5",
-            "LOG_BATCH_MAX_DOCS": "500",
-            "POD_NAME": "demo-app-0",
-            "POD_NAMESPACE": "sidecar-lab",
-            "NODE_NAME": "node-1",
-            **env,
-        }
-        self.output = tmp_path / "sidecar.out"
-        self.process: ServiceProcess | None = None
-
-    def start(self) -> Sidecar:
-        self.process = ServiceProcess.python_module("log_sidecar", self.env, self.output).start()
-        wait_until(self.ready, 20, message=f"log sidecar ready\n{self.log_output()}")
-        return self
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/readyz", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            assert self.process is not None
-            assert self.process.running(), f"log sidecar exited\n{self.log_output()}"
-            return False
-
-    def metric(self, name: str, **labels: str) -> float:
-        """Read one sample from /metrics (0 if absent)."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=5) as response:
-            text = response.read().decode()
-        wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
-        for line in text.splitlines():
-            if line.startswith(wanted + " "):
-                return float(line.split()[-1])
-        return 0.0
-
-    def log_output(self) -> str:
-        return self.output.read_text(errors="replace")[-4000:] if self.output.exists() else ""
-
-    def stop(self) -> int:
-        assert self.process is not None
-        return self.process.stop(timeout=20)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-
-
-class LineWriter:
-    """Write numbered JSON lines ``{"seq": n, "msg": ...}`` like an app does, optionally rotating."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.written: list[int] = []
-        self._out = path.open("a")
-
-    def write(self, count: int, **extra: Any) -> None:
-        for _ in range(count):
-            seq = len(self.written)
-            self._out.write(json.dumps({"seq": seq, "msg": f"line {seq}", **extra}) + "\n")
-            self.written.append(seq)
-        self._out.flush()
-
-    def rotate(self, suffix: str) -> None:
-        """Rotation by rename + create, the way logging.handlers.RotatingFileHandler does it."""
-        self._out.close()
-        self.path.rename(self.path.with_name(self.path.name + suffix))
-        self._out = self.path.open("a")
-
-    def close(self) -> None:
-        self._out.close()
-
-
-class WatchedWriter(LineWriter):
-    """Reopen the path when it is renamed away, like logging.handlers.WatchedFileHandler.
-
-    Between a rename and the writer's next check, lines still go to the rotated file:
-    the sidecar must finish that file, not just jump to the new one.
-    """
-
-    def write(self, count: int, **extra: Any) -> None:
-        try:
-            current = os.stat(self.path).st_ino
-        except FileNotFoundError:
-            current = -1
-        if current != os.fstat(self._out.fileno()).st_ino:
-            self._out.close()
-            self._out = self.path.open("a")
-        super().write(count, **extra)
-
-    def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            self.write(5)
-            time.sleep(0.002)
-
-
-@pytest.fixture
-def es() -> Iterator[BulkEmulator]:
-    with BulkEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def sidecars() -> Iterator[list[Sidecar]]:
-    started: list[Sidecar] = []
-    yield started
-    for sidecar in started:
-        if sidecar.process is not None and sidecar.process.running():
-            sidecar.stop()
-
-
-def launch(sidecars: list[Sidecar], tmp_path: Path, es: BulkEmulator, **env: str) -> Sidecar:
-    sidecar = Sidecar(tmp_path, ES_URL=es.url, **env)
-    sidecars.append(sidecar)
-    return sidecar.start()
-
-
-def wait_for(sidecar: Sidecar, check: Callable[[], object], what: str, timeout: float = DELIVERY_TIMEOUT) -> None:
-    """wait_until, with the sidecar's log as of the failure in the message."""
-    try:
-        wait_until(check, timeout, message=what)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n--- log sidecar output ---\n{sidecar.log_output()}") from None
-
-
-def seqs_stored(es: BulkEmulator) -> list[int]:
-    return [int(doc["seq"]) for doc in es.documents(INDEX).values() if "seq" in doc]
-
-
-def assert_exactly_once(es: BulkEmulator, written: list[int], sidecar: Sidecar) -> None:
-    """Every written line is stored once: unique ids == lines, and each payload once."""
-
-    wait_for(sidecar, lambda: es.count(INDEX) >= len(written), f"{len(written)} documents")
-    docs = es.documents(INDEX)
-    stored = Counter(int(doc["seq"]) for doc in docs.values())
-    duplicated = sorted(seq for seq, n in stored.items() if n > 1)
-    missing = sorted(set(written) - set(stored))
-    assert not duplicated, f"stored twice: {duplicated[:20]}"
-    assert not missing, f"never stored: {missing[:20]}"
-    assert len(docs) == len(written), "as many unique _ids as lines written"
+from tests.integration.log_sidecar_process import (
+    INDEX,
+    LineWriter,
+    Sidecar,
+    WatchedWriter,
+    assert_exactly_once,
+    launch,
+    seqs_stored,
+    wait_for,
+)
 
 
 def test_rotation_by_rename_under_continuous_writes(tmp_path: Path, es: BulkEmulator, sidecars: list[Sidecar]) -> None:

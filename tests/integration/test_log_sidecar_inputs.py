@@ -5,23 +5,11 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.emulators.es_bulk import BulkEmulator, Faults
 from tests.emulators.fluent_forward import FluentForwardReceiver
-from tests.integration.test_log_sidecar import INDEX, LineWriter, Sidecar, wait_for
-
-
-@pytest.fixture
-def sidecars() -> Iterator[list[Sidecar]]:
-    started: list[Sidecar] = []
-    yield started
-    for sidecar in started:
-        if sidecar.process is not None and sidecar.process.running():
-            sidecar.stop()
+from tests.integration.log_sidecar_process import INDEX, LineWriter, Sidecar, wait_for
 
 
 def test_fluentd_sink_delivers_every_line_through_a_receiver_restart(tmp_path: Path, sidecars: list[Sidecar]) -> None:
