@@ -36,7 +36,6 @@ class LogFile:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path
-        self.lines_written = 0
         self.lines_failed = 0
         self._notify = notify
         self._retry_seconds = retry_seconds
@@ -61,7 +60,6 @@ class LogFile:
                 self._failed(exc)
                 self.lines_failed += 1
                 return False
-            self.lines_written += 1
             return True
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from config_sidecar.status import SyncState
@@ -29,7 +29,6 @@ class ReloadRequest:
     version: str
     changed: tuple[str, ...] = ()
     detected_at: float | None = None
-    submitted_at: float = field(default_factory=time.monotonic)
 
 
 class ReloadError(Exception):

@@ -62,10 +62,6 @@ class BoundedBuffer:
         with self._cond:
             return self._used
 
-    def queued(self) -> int:
-        with self._cond:
-            return len(self._queue)
-
     def idle(self) -> bool:
         """True when nothing is queued or in flight."""
         with self._cond:
