@@ -1,6 +1,6 @@
 """The Bulk-API emulator's own ceiling, so the log-sidecar benchmark can show it is not the bottleneck.
 
-The emulator runs as its own process (``python -m tests.emulators.es_bulk``), as in a
+The emulator runs as its own process (``python -m sink_emulators.elasticsearch``), as in a
 container. Clients on keep-alive ``requests`` sessions post pre-built bulk bodies of
 200-byte JSON documents (``create`` with deterministic ids, like the log sidecar) and check
 each answer's ``errors`` flag without parsing the rest, so the client spends as little as
@@ -114,7 +114,7 @@ def run_scenario(url: str, pid: int, per_request: int, threads: int, tag: str) -
 
 def start_emulator(port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.emulators.es_bulk", "--port", str(port), "--log-level", "WARNING"],
+        [sys.executable, "-m", "sink_emulators.elasticsearch", "--port", str(port), "--log-level", "WARNING"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )

@@ -31,7 +31,7 @@ from typing import Any
 
 from bench.processes import cpu_seconds, rss_mib
 from bench.results import Figure, Target, write_results
-from tests.emulators.es_bulk import BulkEmulator, Faults
+from sink_emulators.elasticsearch import BulkEmulator, Faults
 from tests.support import free_tcp_port
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"

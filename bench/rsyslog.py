@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.processes import cpu_seconds, rss_mib
 from bench.results import Figure, write_results
-from tests.emulators.es_bulk import BulkEmulator
+from sink_emulators.elasticsearch import BulkEmulator
 from tests.support import free_tcp_port
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"

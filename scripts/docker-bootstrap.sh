@@ -37,7 +37,7 @@ SERVICE_IMAGES=(
     "config-sidecar:services/config-sidecar/Dockerfile"
     "log-sidecar:services/log-sidecar/Dockerfile"
     "exporter:services/exporter/Dockerfile"
-    "es-emulator:tests/emulators/Dockerfile"
+    "es-emulator:services/sink-emulators/Dockerfile"
 )
 
 log() { printf '[docker-bootstrap %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.emulators.es_bulk import BulkEmulator
+from sink_emulators.elasticsearch import BulkEmulator
 from tests.integration.log_sidecar_process import Sidecar
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.emulators.es_bulk import BulkEmulator
+from sink_emulators.elasticsearch import BulkEmulator
 from tests.support import ServiceProcess, free_tcp_port, wait_until
 
 INDEX = "logs-test"

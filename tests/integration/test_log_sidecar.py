@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.emulators.es_bulk import BulkEmulator, Faults
+from sink_emulators.elasticsearch import BulkEmulator, Faults
 from tests.integration.log_sidecar_process import (
     INDEX,
     LineWriter,

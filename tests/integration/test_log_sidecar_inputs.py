@@ -7,8 +7,8 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from tests.emulators.es_bulk import BulkEmulator, Faults
-from tests.emulators.fluent_forward import FluentForwardReceiver
+from sink_emulators.elasticsearch import BulkEmulator, Faults
+from sink_emulators.fluentd import FluentForwardReceiver
 from tests.integration.log_sidecar_process import INDEX, LineWriter, Sidecar, wait_for
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulators.es_bulk import BulkEmulator
+from sink_emulators.elasticsearch import BulkEmulator
 from tests.labs.running_pod import ROOT, LocalPod
 from tests.labs.sandbox import make_sandbox
 
@@ -28,7 +28,7 @@ def local_pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPod]:
 
 @pytest.fixture(scope="session")
 def es_emulator() -> Iterator[BulkEmulator]:
-    """The Bulk-API emulator the labs start with ``python -m tests.emulators.es_bulk``, in-process."""
+    """The Bulk-API emulator the labs start with ``python -m sink_emulators.elasticsearch``, in-process."""
     emulator = BulkEmulator(host="127.0.0.1", port=0)
     emulator.start()
     yield emulator

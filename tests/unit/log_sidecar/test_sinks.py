@@ -13,8 +13,8 @@ from log_sidecar.sinks.elasticsearch import ElasticsearchSink
 from log_sidecar.sinks.file import FileSink
 from log_sidecar.sinks.fluentd import FluentdSink
 from log_sidecar.sinks.stdout import StdoutSink
-from tests.emulators.es_bulk import BulkEmulator, Faults
-from tests.emulators.fluent_forward import FluentForwardReceiver
+from sink_emulators.elasticsearch import BulkEmulator, Faults
+from sink_emulators.fluentd import FluentForwardReceiver
 from tests.support import free_tcp_port
 
 SOURCE = '{"message":"hello","log":{"file":{"path":"/l/app.log"},"offset":0},"@timestamp":"2026-01-02T03:04:05.000Z"}'

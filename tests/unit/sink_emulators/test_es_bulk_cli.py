@@ -1,4 +1,4 @@
-"""``python -m tests.emulators.es_bulk``: the emulator as a process, the way its container runs it."""
+"""``python -m sink_emulators.elasticsearch``: the emulator as a process, the way its container runs it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import requests
 
 from tests.support import ServiceProcess, free_tcp_port, wait_until
-from tests.unit.emulators.es_client import NDJSON, create, ndjson
+from tests.unit.sink_emulators.es_client import NDJSON, create, ndjson
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_the_process_serves_with_auth_and_initial_faults_then_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_tcp_port()
     faults = json.dumps({"poison_field": "bad"})
-    argv = [sys.executable, "-m", "tests.emulators.es_bulk", "--port", str(port), "--seed", "5", "--faults", faults]
+    module = "sink_emulators.elasticsearch"
+    argv = [sys.executable, "-m", module, "--port", str(port), "--seed", "5", "--faults", faults]
     process = ServiceProcess(
         [*argv, "--username", "u", "--password", "pw"],
         env={"PYTHONPATH": str(ROOT)},
@@ -53,7 +54,7 @@ def test_the_process_serves_with_auth_and_initial_faults_then_stops_on_sigterm(t
 
 def test_a_username_without_a_password_is_a_usage_error() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tests.emulators.es_bulk", "--username", "u"],
+        [sys.executable, "-m", "sink_emulators.elasticsearch", "--username", "u"],
         cwd=ROOT,
         capture_output=True,
         text=True,

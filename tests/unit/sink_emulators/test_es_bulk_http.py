@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.emulators.es_bulk import BulkEmulator
-from tests.unit.emulators.es_client import NDJSON, EsClient, create, ndjson
+from sink_emulators.elasticsearch import BulkEmulator
+from tests.unit.sink_emulators.es_client import NDJSON, EsClient, create, ndjson
 
 
 def _reason(response: requests.Response) -> str:

@@ -12,7 +12,7 @@ import msgpack
 import pytest
 from fluent import asyncsender, sender
 
-from tests.emulators.fluent_forward import FluentForwardReceiver, ForwardProtocolError, decode_message
+from sink_emulators.fluentd import FluentForwardReceiver, ForwardProtocolError, decode_message
 from tests.support import wait_until
 
 

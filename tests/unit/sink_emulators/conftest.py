@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.emulators.es_bulk import BulkEmulator
-from tests.unit.emulators.es_client import EsClient
+from sink_emulators.elasticsearch import BulkEmulator
+from tests.unit.sink_emulators.es_client import EsClient
 
 
 @pytest.fixture

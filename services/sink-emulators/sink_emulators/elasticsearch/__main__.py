@@ -1,4 +1,4 @@
-"""Run the emulator as a process: ``python -m tests.emulators.es_bulk --host 0.0.0.0 --port 9200``."""
+"""Run the emulator as a process: ``python -m sink_emulators.elasticsearch --host 0.0.0.0 --port 9200``."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class _JsonFormatter(logging.Formatter):
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.emulators.es_bulk",
+        prog="python -m sink_emulators.elasticsearch",
         description="Elasticsearch Bulk-API emulator (documents in memory, injectable faults via /_emulator/faults).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
@@ -60,6 +60,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         except (ValueError, FaultsError) as exc:
             parser.error(f"--faults: {exc}")
     return args
+
+
+logger = logging.getLogger("sink_emulators.elasticsearch")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,12 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         emulator.start()
     except OSError as exc:
-        logging.getLogger("es_bulk").error("cannot listen on %s:%s: %s", args.host, args.port, exc)
+        logger.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
         return 1
     while not stop.wait(1.0):
         pass
     emulator.stop()
-    logging.getLogger("es_bulk").info("es emulator stopped", extra={"stats": emulator.stats().to_json()})
+    logger.info("es emulator stopped", extra={"stats": emulator.stats().to_json()})
     return 0
 
 

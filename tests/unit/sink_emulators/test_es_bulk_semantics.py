@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.emulators.es_bulk import BulkEmulator
-from tests.unit.emulators.es_client import EsClient, create, ndjson
+from sink_emulators.elasticsearch import BulkEmulator
+from tests.unit.sink_emulators.es_client import EsClient, create, ndjson
 
 
 def test_create_stores_documents_and_answers_201_created(client: EsClient, es: BulkEmulator) -> None:

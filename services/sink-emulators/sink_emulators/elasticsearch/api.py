@@ -24,7 +24,7 @@ from .index_names import index_name_problem
 from .stats import BulkRequestRecord, StatsRecorder
 from .store import DocumentStore
 
-logger = logging.getLogger("es_bulk")
+logger = logging.getLogger("sink_emulators.elasticsearch")
 
 CLUSTER_NAME = "sidecar-lab"
 CLUSTER_UUID = "c3lkZWNhci1sYWItZW11bGF0b3I"

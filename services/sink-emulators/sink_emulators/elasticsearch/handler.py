@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .api import ElasticsearchApi, Reply, Request, json_reply
 from .errors import cause, request_error
 
-logger = logging.getLogger("es_bulk")
+logger = logging.getLogger("sink_emulators.elasticsearch")
 
 DEFAULT_MAX_CONTENT_LENGTH = 100 * 1024 * 1024  # Elasticsearch's http.max_content_length
 _GZIP_MIN_BYTES = 1024  # smaller responses are not worth compressing

@@ -14,7 +14,7 @@ from .handler import DEFAULT_MAX_CONTENT_LENGTH, EmulatorHTTPServer
 from .stats import BulkRequestRecord, BulkStats, StatsRecorder
 from .store import DocumentStore
 
-logger = logging.getLogger("es_bulk")
+logger = logging.getLogger("sink_emulators.elasticsearch")
 
 # How often the accept loop checks for stop(): short, so stopping (once per test) is quick.
 _POLL_SECONDS = 0.02

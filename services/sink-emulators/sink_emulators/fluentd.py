@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 
-logger = logging.getLogger("fluent_forward")
+logger = logging.getLogger("sink_emulators.fluentd")
 
 _RECV_BYTES = 256 * 1024
 _MAX_BUFFER = 64 * 1024 * 1024
@@ -331,7 +331,7 @@ class FluentForwardReceiver:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a receiver that logs a summary line per message until SIGTERM or SIGINT."""
-    parser = argparse.ArgumentParser(prog="python -m tests.emulators.fluent_forward", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sink_emulators.fluentd", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=24224, help="port to bind (default: %(default)s)")
     args = parser.parse_args(argv)

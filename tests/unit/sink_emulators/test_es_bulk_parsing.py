@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from tests.emulators.es_bulk.bulk import BulkOutcome, BulkRequestError, ItemResult, parse_bulk
-from tests.emulators.es_bulk.filter_path import apply_filter_path, parse_filter_path
-from tests.emulators.es_bulk.index_names import index_name_problem, matches_selector, resolve_expression
+from sink_emulators.elasticsearch.bulk import BulkOutcome, BulkRequestError, ItemResult, parse_bulk
+from sink_emulators.elasticsearch.filter_path import apply_filter_path, parse_filter_path
+from sink_emulators.elasticsearch.index_names import index_name_problem, matches_selector, resolve_expression
 
 
 def test_crlf_line_ends_and_blank_lines_are_tolerated() -> None:

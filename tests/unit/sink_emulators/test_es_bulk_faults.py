@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.emulators.es_bulk import BulkEmulator, Faults, FaultsError
+from sink_emulators.elasticsearch import BulkEmulator, Faults, FaultsError
 from tests.support import wait_until
-from tests.unit.emulators.es_client import EsClient, create, ndjson
+from tests.unit.sink_emulators.es_client import EsClient, create, ndjson
 
 
 def _many(count: int, prefix: str = "d") -> bytes:

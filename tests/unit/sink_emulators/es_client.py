@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from tests.emulators.es_bulk import BulkEmulator
+from sink_emulators.elasticsearch import BulkEmulator
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 TIMEOUT = 10.0
