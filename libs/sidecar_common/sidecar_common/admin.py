@@ -3,6 +3,11 @@
 Standard library ``ThreadingHTTPServer`` on purpose: a sidecar's admin port
 serves a probe every few seconds and a scrape every 15 s, and a full web
 framework would cost more memory than the sidecar's real work.
+
+Two listeners at most: the read-only admin port (probes, metrics, status; reached
+from outside the pod) and, for services with state-changing endpoints, a control
+port bound to the loopback address only. A control route asked for on the admin
+port gets the same 404 as a route that does not exist.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from sidecar_common.admin_settings import CONTROL_HOST
 from sidecar_common.heartbeat import Heartbeat
+from sidecar_common.lifecycle import StartupError
 
 logger = logging.getLogger(__name__)
 
@@ -54,22 +61,67 @@ def json_response(payload: Any, status: int = 200) -> Response:
 Handler = Callable[[Request], Response]
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a listener binds, and the variable a startup error names when it cannot."""
+
+    host: str
+    port: int
+    variable: str = "ADMIN_PORT"
+
+    @classmethod
+    def control(cls, port: int, variable: str = "CONTROL_PORT") -> Endpoint:
+        return cls(CONTROL_HOST, port, variable)
+
+
+class _Listener:
+    """One bound ThreadingHTTPServer and the thread serving it."""
+
+    def __init__(self, endpoint: Endpoint, handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        try:
+            self.httpd = ThreadingHTTPServer((endpoint.host, endpoint.port), handler)
+        except OSError as exc:
+            raise StartupError(endpoint.variable, f"{endpoint.host}:{endpoint.port}: {exc.strerror or exc}") from None
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name=name, daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def close(self) -> None:
+        # serve_forever() notices shutdown only at its next 0.5 s poll; a throwaway
+        # connection wakes its selector at once, so a sidecar's exit is not delayed.
+        closer = threading.Thread(target=self.httpd.shutdown, name="admin-http-stop", daemon=True)
+        closer.start()
+        host, port = self.httpd.server_address[:2]
+        while closer.is_alive():
+            with contextlib.suppress(OSError), socket.create_connection((str(host), int(port)), timeout=0.2):
+                pass
+            closer.join(0.02)
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
 class AdminServer:
-    """Serve probes and metrics on ``host:port`` in a daemon thread.
+    """Serve probes and metrics on the admin endpoint (and control routes on loopback) in daemon threads.
 
     ``/livez`` is 200 only while every registered heartbeat is fresh; ``/readyz``
     only once ``ready()`` returns true; ``/metrics`` renders ``registry`` with
-    text/OpenMetrics negotiation and gzip.
+    text/OpenMetrics negotiation and gzip. Nothing binds before ``start()``.
     """
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        endpoint: Endpoint,
         registry: CollectorRegistry,
         heartbeats: list[Heartbeat] | tuple[Heartbeat, ...] = (),
         ready: Callable[[], bool] = lambda: True,
+        control: Endpoint | None = None,
     ) -> None:
+        self.endpoint = endpoint
+        self.control_endpoint = control
         self.registry = registry
         self.heartbeats = list(heartbeats)
         self.ready = ready
@@ -78,34 +130,43 @@ class AdminServer:
             ("GET", "/readyz"): self._readyz,
             ("GET", "/metrics"): self._metrics,
         }
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self.control_routes: dict[tuple[str, str], Handler] = {}
+        self._listeners: list[_Listener] = []
 
     @property
     def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        """The bound admin port (useful when the endpoint asked for port 0)."""
+        return self._listeners[0].port
 
-    def route(self, method: str, path: str, handler: Handler) -> None:
-        self.routes[(method.upper(), path)] = handler
+    @property
+    def control_port(self) -> int | None:
+        return self._listeners[1].port if len(self._listeners) > 1 else None
+
+    def route(self, method: str, path: str, handler: Handler, *, control: bool = False) -> None:
+        """Serve ``handler``; a ``control`` route only on the loopback control listener."""
+        if control and self.control_endpoint is None:
+            raise ValueError(f"{method} {path} changes state: give the server a control endpoint")
+        (self.control_routes if control else self.routes)[(method.upper(), path)] = handler
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="admin-http", daemon=True)
-        self._thread.start()
+        """Bind and serve; StartupError names the variable of a port that cannot be bound."""
+        if self._listeners:
+            return
+        self._listeners.append(_Listener(self.endpoint, self._handler_class(self.routes), "admin-http"))
+        if self.control_endpoint is not None:
+            try:
+                self._listeners.append(
+                    _Listener(self.control_endpoint, self._handler_class(self.control_routes), "control-http")
+                )
+            except StartupError:
+                self.close()
+                raise
 
-    def stop(self) -> None:
-        # serve_forever() notices shutdown only at its next 0.5 s poll; a throwaway
-        # connection wakes its selector at once, so a sidecar's exit is not delayed.
-        closer = threading.Thread(target=self._httpd.shutdown, name="admin-http-stop", daemon=True)
-        closer.start()
-        host, port = self._httpd.server_address[:2]
-        while closer.is_alive():
-            with contextlib.suppress(OSError), socket.create_connection((str(host), int(port)), timeout=0.2):
-                pass
-            closer.join(0.02)
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def close(self) -> None:
+        """Stop serving and release the ports; safe to call twice or before ``start()``."""
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            listener.close()
 
     # Built-in endpoints -------------------------------------------------
     def _livez(self, request: Request) -> Response:
@@ -124,10 +185,10 @@ class AdminServer:
         return Response(200, encoder(self.registry), content_type)
 
     # Plumbing -------------------------------------------------------------
-    def _dispatch(self, request: Request) -> Response:
-        handler = self.routes.get((request.method, request.path))
+    def _dispatch(self, routes: dict[tuple[str, str], Handler], request: Request) -> Response:
+        handler = routes.get((request.method, request.path))
         if handler is None:
-            allowed = sorted(m for (m, p) in self.routes if p == request.path)
+            allowed = sorted(m for (m, p) in routes if p == request.path)
             if allowed:
                 return json_response(
                     {"error": "method not allowed", "detail": f"{request.path} accepts {', '.join(allowed)}"}, 405
@@ -139,7 +200,7 @@ class AdminServer:
             logger.exception("admin handler failed", extra={"path": request.path})
             return json_response({"error": "internal error", "detail": request.path}, 500)
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+    def _handler_class(self, routes: dict[tuple[str, str], Handler]) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -161,7 +222,7 @@ class AdminServer:
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
                 )
-                self._send(server._dispatch(request), request)
+                self._send(server._dispatch(routes, request), request)
 
             def _send(self, response: Response, request: Request | None = None) -> None:
                 body = response.body

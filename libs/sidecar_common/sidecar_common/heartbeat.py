@@ -6,17 +6,25 @@ import threading
 import time
 from collections.abc import Callable
 
+# The one liveness rule of every sidecar: a worker is dead after this many of its own beats are missed.
+MISSED_BEATS = 3
+
 
 class Heartbeat:
-    """A timestamp the worker thread refreshes each turn of its loop.
+    """A timestamp the worker thread refreshes at least every ``interval`` seconds.
 
-    ``alive()`` is false once ``max_age`` seconds pass without a beat, so a hung
-    or dead thread fails the liveness probe instead of staying green.
+    ``alive()`` is false once ``MISSED_BEATS`` intervals pass without a beat, so a hung
+    or dead thread fails the liveness probe instead of staying green. The interval is
+    the worker's own promise: a loop that may block up to N seconds (a sink request with
+    an N-second timeout) declares N.
     """
 
-    def __init__(self, name: str, max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, name: str, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if interval <= 0:
+            raise ValueError(f"heartbeat {name}: interval must be > 0, got {interval}")
         self.name = name
-        self.max_age = max_age
+        self.interval = interval
+        self.max_age = MISSED_BEATS * interval
         self._clock = clock
         self._last: float | None = None
         self._lock = threading.Lock()

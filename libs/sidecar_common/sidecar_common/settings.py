@@ -34,6 +34,30 @@ class SettingsError(ValueError):
         self.reason = reason
 
 
+@dataclasses.dataclass(frozen=True)
+class Rules:
+    """What a parsed value must satisfy; declared with the field, checked by ``load_settings``."""
+
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: float | None = None
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` breaks a rule, in words for the one-line error, or None."""
+        if value is None:
+            return None
+        if self.choices and value not in self.choices:
+            return f"must be one of {', '.join(self.choices)}, got {value!r}"
+        if self.minimum is not None and value < self.minimum:
+            return f"must be >= {self.minimum:g}, got {value!r}"
+        if self.maximum is not None and value > self.maximum:
+            return f"must be <= {self.maximum:g}, got {value!r}"
+        if self.exclusive_minimum is not None and value <= self.exclusive_minimum:
+            return f"must be > {self.exclusive_minimum:g}, got {value!r}"
+        return None
+
+
 def setting(
     env: str,
     default: Any = dataclasses.MISSING,
@@ -41,9 +65,20 @@ def setting(
     *,
     secret: bool = False,
     parse: Callable[[str], Any] | None = None,
+    choices: tuple[str, ...] = (),
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: float | None = None,
+    aliases: tuple[str, ...] = (),
 ) -> Any:
-    """Declare a settings field read from the environment variable ``env``."""
-    metadata = {"env": env, "help": help, "secret": secret, "parse": parse}
+    """Declare a settings field read from the environment variable ``env``.
+
+    ``choices``, ``minimum``, ``maximum`` and ``exclusive_minimum`` are checked after
+    parsing, so every service refuses a bad value with the same words. ``aliases`` are
+    older names still accepted when ``env`` itself is unset.
+    """
+    rules = Rules(choices, minimum, maximum, exclusive_minimum)
+    metadata = {"env": env, "help": help, "secret": secret, "parse": parse, "rules": rules, "aliases": aliases}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple or frozenset for collection defaults")
     return dataclasses.field(default=default, metadata=metadata)
@@ -89,7 +124,7 @@ def load_settings(cls: type[T], environ: Mapping[str, str]) -> T:
         name = field.metadata.get("env")
         if name is None:
             continue
-        raw = environ.get(name)
+        name, raw = _lookup(name, field.metadata.get("aliases", ()), environ)
         if raw is None:
             if field.default is dataclasses.MISSING:
                 raise SettingsError(name, "is required")
@@ -100,16 +135,30 @@ def load_settings(cls: type[T], environ: Mapping[str, str]) -> T:
             values[field.name] = None
             continue
         try:
-            values[field.name] = (custom or parser)(raw)
+            value = (custom or parser)(raw)
         except (ValueError, TypeError) as exc:
             if field.metadata.get("secret"):  # the parser's message may quote the value
                 raise SettingsError(name, "invalid value (not shown: secret)") from None
             raise SettingsError(name, f"invalid value {raw!r}: {exc}") from None
+        rules: Rules | None = field.metadata.get("rules")
+        problem = rules.problem(value) if rules is not None else None
+        if problem is not None:
+            raise SettingsError(name, "invalid value (not shown: secret)" if field.metadata.get("secret") else problem)
+        values[field.name] = value
     instance = cls(**values)
     validate = getattr(instance, "validate", None)
     if callable(validate):
         validate()
     return instance
+
+
+def _lookup(name: str, aliases: Sequence[str], environ: Mapping[str, str]) -> tuple[str, str | None]:
+    """The variable that is set (``name`` first, then its older names) and its raw value."""
+    for candidate in (name, *aliases):
+        raw = environ.get(candidate)
+        if raw is not None:
+            return candidate, raw
+    return name, None
 
 
 def describe_settings(cls: type[Any]) -> str:
@@ -132,7 +181,10 @@ def describe_settings(cls: type[Any]) -> str:
             shown = ",".join(str(part) for part in default)
         else:
             shown = str(default)
-        rows.append((name, shown, field.metadata.get("help", "")))
+        help_text = field.metadata.get("help", "")
+        if field.metadata.get("aliases"):
+            help_text += f" (also read as {', '.join(field.metadata['aliases'])})"
+        rows.append((name, shown, help_text))
     width = max((len(r[0]) for r in rows), default=0)
     dwidth = max((len(r[1]) for r in rows), default=0)
     lines = [f"  {n:<{width}}  {d:<{dwidth}}  {h}".rstrip() for n, d, h in rows]

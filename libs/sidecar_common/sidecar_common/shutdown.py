@@ -10,6 +10,9 @@ from types import FrameType
 
 logger = logging.getLogger(__name__)
 
+# The exit code of a forced stop, as a shell reports a process ended by SIGINT.
+FORCED_EXIT = 130
+
 
 class GracefulShutdown:
     """Turn SIGTERM/SIGINT into ``stop.set()``; a second signal exits at once.
@@ -30,7 +33,7 @@ class GracefulShutdown:
         name = signal.Signals(signum).name
         if self.stop.is_set():
             logger.warning("second %s: exiting now", name)
-            os._exit(130)
+            os._exit(FORCED_EXIT)
         # Set first: a second signal arriving while we log must count as the second.
         self.stop.set()
         self.signal_name = name

@@ -14,7 +14,7 @@ from config_sidecar.publisher import PublishError
 from config_sidecar.settings import Settings
 from config_sidecar.source import NameFilter, SourceMissingError, SourceUnstableError
 from config_sidecar.validate import SchemaLoadError
-from sidecar_common import GracefulShutdown, configure_logging, parse_cli
+from sidecar_common import GracefulShutdown, StartupError, configure_logging, parse_cli
 
 PROG = "config-sidecar"
 DESCRIPTION = (
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shutdown.install()
     try:
         return sidecar.run(shutdown.stop)
-    except OSError as exc:  # e.g. the admin port is taken
+    except (OSError, StartupError) as exc:  # e.g. the admin port is taken
         print(f"{PROG}: cannot start: {exc}", file=sys.stderr)
         return EXIT_IO_ERROR
 

@@ -22,12 +22,11 @@ from config_sidecar.status import SyncState
 from config_sidecar.sync import Syncer, SyncResult
 from config_sidecar.validate import Validator, load_schema
 from config_sidecar.watcher import DirectoryWatcher
-from sidecar_common import AdminServer, Backoff, Heartbeat, json_response
+from sidecar_common import AdminServer, Backoff, Endpoint, Heartbeat, json_response
 from sidecar_common.admin import Request, Response
 
 logger = logging.getLogger(__name__)
 
-MISSED_BEATS = 3  # /livez turns red after this many heartbeat periods without a beat
 EXIT_INVALID = 1
 EXIT_IO_ERROR = 3
 
@@ -52,12 +51,11 @@ class ConfigSidecar:
         self.state = SyncState(self.metrics, reload_mode="none" if reloader is None else settings.reload_mode)
         checker = load_schema(settings.schema_file) if settings.schema_file is not None else None
         name_filter = NameFilter(settings.ignore_patterns)
-        max_age = settings.heartbeat_seconds * MISSED_BEATS
-        self.watch_heartbeat = Heartbeat("config-watcher", max_age)
+        self.watch_heartbeat = Heartbeat("config-watcher", settings.heartbeat_seconds)
         self.notifier: ReloadNotifier | None = None
         heartbeats = [self.watch_heartbeat]
         if reloader is not None:
-            self.notify_heartbeat = Heartbeat("reload-notifier", max_age)
+            self.notify_heartbeat = Heartbeat("reload-notifier", settings.heartbeat_seconds)
             heartbeats.append(self.notify_heartbeat)
             backoff = Backoff(settings.reload_backoff_seconds, settings.reload_backoff_max_seconds)
             self.notifier = ReloadNotifier(
@@ -89,7 +87,10 @@ class ConfigSidecar:
         for heartbeat in self._heartbeats:
             heartbeat.beat()  # the threads beat from their first turn on; this covers the moment before
         self.admin = AdminServer(
-            self.settings.admin_host, self.settings.admin_port, self.registry, self._heartbeats, self.state.ready
+            Endpoint(self.settings.admin_host, self.settings.admin_port),
+            self.registry,
+            self._heartbeats,
+            self.state.ready,
         )
         self.admin.route("GET", "/status", self._status)
         self.admin.start()
@@ -116,7 +117,7 @@ class ConfigSidecar:
         if self.notifier is not None:
             self.notifier.close()
         if self.admin is not None:
-            self.admin.stop()
+            self.admin.close()
         logger.info("config sidecar stopped")
 
     def run(self, stop: threading.Event) -> int:

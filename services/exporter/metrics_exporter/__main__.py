@@ -14,7 +14,7 @@ from metrics_exporter.check import CheckRequest, run_check
 from metrics_exporter.config import ConfigError
 from metrics_exporter.service import Exporter
 from metrics_exporter.settings import Settings
-from sidecar_common import GracefulShutdown, configure_logging, parse_cli
+from sidecar_common import GracefulShutdown, StartupError, configure_logging, parse_cli
 
 logger = logging.getLogger("metrics_exporter")
 
@@ -71,7 +71,11 @@ def serve(settings: Settings) -> int:
         exporter.reload_requested.set()  # the main loop reloads; a handler only sets a flag
 
     signal.signal(signal.SIGHUP, request_reload)
-    exporter.run()
+    try:
+        exporter.run()
+    except StartupError as exc:
+        logger.error("cannot bind", extra={"reason": str(exc)})
+        return EXIT_BIND_ERROR
     return 0
 
 

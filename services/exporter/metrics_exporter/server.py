@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from metrics_exporter.exposition import Exposition, parse_scrape_timeout
 from metrics_exporter.reloader import ConfigReloader
-from sidecar_common import AdminServer, Heartbeat, Response, json_response
+from sidecar_common import AdminServer, Endpoint, Heartbeat, Response, json_response
 from sidecar_common.admin import Request
 
 SCRAPE_TIMEOUT_HEADER = "x-prometheus-scrape-timeout-seconds"
@@ -28,9 +28,11 @@ def build_admin_server(
     heartbeats: Sequence[Heartbeat],
     ready: Callable[[], bool],
 ) -> AdminServer:
-    """Create (and bind) the admin server with the exporter's routes; ``start()`` is the caller's."""
+    """Create the admin server with the exporter's routes; ``start()`` (the caller's) binds it."""
     # The registry is unused: our /metrics route replaces the built-in one.
-    server = AdminServer(host, port, CollectorRegistry(), heartbeats=list(heartbeats), ready=ready)
+    server = AdminServer(
+        Endpoint(host, port, "EXPORTER_PORT"), CollectorRegistry(), heartbeats=list(heartbeats), ready=ready
+    )
 
     def metrics(request: Request) -> Response:
         timeout = parse_scrape_timeout(request.headers.get(SCRAPE_TIMEOUT_HEADER))

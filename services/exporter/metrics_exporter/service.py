@@ -22,12 +22,12 @@ from metrics_exporter.statsd.ingest import Ingestor
 from metrics_exporter.statsd.receiver import StatsdReceiver
 from metrics_exporter.statsd.source import StatsdSource
 from metrics_exporter.store import SeriesStore
-from sidecar_common import AdminServer, Heartbeat
+from sidecar_common import AdminServer, Heartbeat, StartupError
 
 logger = logging.getLogger(__name__)
 
 # The receiver beats at least every poll interval (0.5 s); this much silence means it is stuck.
-HEARTBEAT_MAX_AGE_SECONDS = 10.0
+HEARTBEAT_INTERVAL_SECONDS = 10.0 / 3
 MAIN_LOOP_INTERVAL_SECONDS = 0.2
 # Below the pod's default 30 s grace period, with room for the app's own shutdown.
 SHUTDOWN_JOIN_SECONDS = 5.0
@@ -55,7 +55,7 @@ class Exporter:
         self.json_source = JsonSource(HttpJsonFetcher(settings.json_url)) if settings.json_url else None
         self.reloader = ConfigReloader(settings.config_file, self._apply_config)
         self.reloader.load_initial()
-        self.heartbeat = Heartbeat("statsd-receiver", HEARTBEAT_MAX_AGE_SECONDS)
+        self.heartbeat = Heartbeat("statsd-receiver", HEARTBEAT_INTERVAL_SECONDS)
         self.receiver = StatsdReceiver(
             settings.statsd_host,
             settings.statsd_port,
@@ -78,26 +78,26 @@ class Exporter:
             margin_seconds=settings.scrape_timeout_margin_seconds,
             extra=[process],
         )
-        try:
-            self.admin: AdminServer = build_admin_server(
-                settings.host,
-                settings.port,
-                self.exposition,
-                self.reloader,
-                heartbeats=[self.heartbeat],
-                ready=self.ready,
-            )
-        except OSError:
-            self.receiver.close()
-            raise
+        self.admin: AdminServer = build_admin_server(
+            settings.host,
+            settings.port,
+            self.exposition,
+            self.reloader,
+            heartbeats=[self.heartbeat],
+            ready=self.ready,
+        )
 
     def ready(self) -> bool:
         """Ready once the statsd socket is bound, the mapping loaded and the receiver loop running."""
         return self.receiver.bound and self.reloader.loaded and self.receiver.alive()
 
     def start(self) -> None:
+        try:
+            self.admin.start()
+        except StartupError:
+            self.receiver.close()
+            raise
         self.receiver.start()
-        self.admin.start()
         logger.info(
             "exporter started",
             extra={"http": f"{self.settings.host}:{self.admin.port}", "statsd_port": self.receiver.port},
@@ -121,7 +121,7 @@ class Exporter:
         """Stop input first, then the HTTP server; join with a deadline."""
         self.stop.set()
         self.receiver.close(SHUTDOWN_JOIN_SECONDS)
-        self.admin.stop()
+        self.admin.close()
         stats = self.ingestor.stats_snapshot()
         logger.info("exporter stopped", extra={"packets": stats.packets, "lines": stats.lines})
 

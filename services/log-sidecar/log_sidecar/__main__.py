@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from log_sidecar.service import LogSidecar, StartupError
+from log_sidecar.service import LogSidecar
 from log_sidecar.settings import Settings
-from sidecar_common import GracefulShutdown, configure_logging, parse_cli
+from sidecar_common import GracefulShutdown, StartupError, configure_logging, parse_cli
 
 DESCRIPTION = (
     "Tail the app's log files (LOG_PATHS) and ship them to Elasticsearch, Fluentd, a file or stdout. "
@@ -23,10 +23,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     shutdown.install()
     try:
         sidecar = LogSidecar(settings, stop=shutdown.stop)
+        sidecar.start()
     except StartupError as exc:
         print(f"log-sidecar: cannot start: {exc}", file=sys.stderr)
         return 2
-    sidecar.start()
     return sidecar.run()
 
 

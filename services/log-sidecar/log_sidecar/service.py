@@ -25,21 +25,12 @@ from log_sidecar.settings import Settings
 from log_sidecar.shipper import Shipper, ShipperOptions
 from log_sidecar.sinks import Sink, create_sink
 from log_sidecar.tailer import Tailer, TailerOptions
-from sidecar_common import AdminServer, Heartbeat, json_response
+from sidecar_common import MISSED_BEATS, AdminServer, Endpoint, Heartbeat, StartupError, json_response
 from sidecar_common.admin import Request, Response
 
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
-
-
-class StartupError(Exception):
-    """A resource named by a variable cannot be used: the state dir, the admin port, the file sink's path."""
-
-    def __init__(self, variable: str, reason: str) -> None:
-        super().__init__(f"{variable}: {reason}")
-        self.variable = variable
-        self.reason = reason
 
 
 def lock_state_dir(settings: Settings) -> IO[bytes]:
@@ -92,9 +83,9 @@ class LogSidecar:
         self.buffer = BoundedBuffer(settings.buffer_max_bytes)
         self.batcher = Batcher(self.tracker, settings.batch_max_docs, settings.batch_max_bytes)
         self.dead_letters = DeadLetterFile(settings.state_dir, settings.dead_letter_max_bytes)
-        heartbeat_age = settings.sink_timeout_seconds + 30.0
-        self.reader_heartbeat = Heartbeat("reader", heartbeat_age)
-        self.shipper_heartbeat = Heartbeat("shipper", heartbeat_age)
+        heartbeat_interval = (settings.sink_timeout_seconds + 30.0) / MISSED_BEATS
+        self.reader_heartbeat = Heartbeat("reader", heartbeat_interval)
+        self.shipper_heartbeat = Heartbeat("shipper", heartbeat_interval)
         self.tailer = Tailer(
             TailerOptions(
                 paths=settings.paths,
@@ -152,17 +143,12 @@ class LogSidecar:
             self.reader.done,
             self.abort,
         )
-        try:
-            self.admin = AdminServer(
-                settings.admin_host,
-                settings.admin_port,
-                self.registry,
-                heartbeats=(self.reader_heartbeat, self.shipper_heartbeat),
-                ready=self.ready,
-            )
-        except OSError as exc:
-            self.sink.close()
-            raise StartupError("ADMIN_PORT", f"{settings.admin_host}:{settings.admin_port}: {exc.strerror}") from None
+        self.admin = AdminServer(
+            Endpoint(settings.admin_host, settings.admin_port),
+            self.registry,
+            heartbeats=(self.reader_heartbeat, self.shipper_heartbeat),
+            ready=self.ready,
+        )
         self.admin.route("GET", "/status", self._status)
         self._threads: list[threading.Thread] = []
 
@@ -176,7 +162,12 @@ class LogSidecar:
         return self.reader.scanned.is_set()
 
     def start(self) -> None:
-        self.admin.start()
+        try:
+            self.admin.start()
+        except StartupError:
+            self.sink.close()
+            self._lock_handle.close()
+            raise
         for name, target in (("reader", self.reader.run), ("shipper", self.shipper.run)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -213,7 +204,7 @@ class LogSidecar:
             )
         self.sink.close()
         self.tailer.close_all()
-        self.admin.stop()
+        self.admin.close()
         logger.info("stopped", extra={"drain_seconds": round(time.monotonic() - started, 3)})
         self._lock_handle.close()
         return 0

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -9,8 +10,9 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from sidecar_common.admin import AdminServer, Request, Response, json_response
+from sidecar_common.admin import AdminServer, Endpoint, Request, Response, json_response
 from sidecar_common.heartbeat import Heartbeat
+from sidecar_common.lifecycle import StartupError
 
 
 class FakeClock:
@@ -32,9 +34,9 @@ def server(clock: FakeClock) -> Iterator[tuple[AdminServer, Heartbeat, list[bool
     Counter("demo_events", "demo", registry=registry).inc(3)
     for i in range(100):
         Counter(f"demo_padding_{i}", "padding so the body is worth compressing", registry=registry)
-    hb = Heartbeat("worker", max_age=5, clock=clock)
+    hb = Heartbeat("worker", interval=5 / 3, clock=clock)
     ready = [False]
-    srv = AdminServer("127.0.0.1", 0, registry, [hb], ready=lambda: ready[0])
+    srv = AdminServer(Endpoint("127.0.0.1", 0), registry, [hb], ready=lambda: ready[0])
     srv.route("POST", "/echo", lambda r: json_response({"got": r.body.decode()}))
 
     def boom(_: Request) -> Response:
@@ -43,7 +45,7 @@ def server(clock: FakeClock) -> Iterator[tuple[AdminServer, Heartbeat, list[bool
     srv.route("GET", "/boom", boom)
     srv.start()
     yield srv, hb, ready
-    srv.stop()
+    srv.close()
 
 
 def get(
@@ -105,3 +107,42 @@ def test_failing_handler_is_a_500_and_the_server_lives(server: tuple[AdminServer
     assert get(srv.port, "/boom")[0] == 500
     hb.beat()
     assert get(srv.port, "/livez")[0] == 200
+
+
+def test_control_routes_answer_only_on_the_loopback_control_port() -> None:
+    srv = AdminServer(Endpoint("127.0.0.1", 0), CollectorRegistry(), control=Endpoint.control(0))
+    srv.route("POST", "/-/reload", lambda r: json_response({"reloaded": True}), control=True)
+    srv.start()
+    try:
+        assert srv.control_port is not None
+        assert srv.control_endpoint is not None
+        assert srv.control_endpoint.host == "127.0.0.1"
+        status, body, _ = get(srv.control_port, "/-/reload", data=b"")
+        assert (status, json.loads(body)) == (200, {"reloaded": True})
+        status, body, _ = get(srv.port, "/-/reload", data=b"")
+        assert (status, json.loads(body)["error"]) == (404, "not found")
+        # ...and the control port serves nothing else: probes stay on the admin port.
+        assert get(srv.control_port, "/livez")[0] == 404
+        assert get(srv.port, "/livez")[0] == 200
+    finally:
+        srv.close()
+    srv.close()  # idempotent
+
+
+def test_a_control_route_needs_a_control_endpoint() -> None:
+    srv = AdminServer(Endpoint("127.0.0.1", 0), CollectorRegistry())
+    with pytest.raises(ValueError, match="changes state"):
+        srv.route("POST", "/-/reload", lambda r: json_response({}), control=True)
+
+
+def test_nothing_binds_before_start_and_a_taken_port_names_its_variable() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        srv = AdminServer(Endpoint("127.0.0.1", 0), CollectorRegistry(), control=Endpoint.control(taken))
+        with pytest.raises(StartupError) as caught:
+            srv.start()
+    assert caught.value.variable == "CONTROL_PORT"
+    assert f"127.0.0.1:{taken}" in caught.value.reason
+    assert srv._listeners == []  # the admin port bound first was released again

@@ -75,3 +75,38 @@ def test_parse_cli_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "EX_PORT" in err[0]
+
+
+@dataclass(frozen=True)
+class Ruled:
+    level: str = setting("EX_LEVEL", "INFO", "level", parse=str.upper, choices=("DEBUG", "INFO"))
+    port: int = setting("EX_PORT", 80, "port", minimum=0, maximum=65535)
+    interval: float = setting("EX_INTERVAL", 1.0, "seconds", exclusive_minimum=0)
+    new_name: int = setting("EX_NEW", 1, "renamed", aliases=("EX_OLD",))
+    token: str = setting("EX_TOKEN", "ab", "secret", secret=True, choices=("ab", "cd"))
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"EX_LEVEL": "verbose"}, "EX_LEVEL: must be one of DEBUG, INFO, got 'VERBOSE'"),
+        ({"EX_PORT": "70000"}, "EX_PORT: must be <= 65535, got 70000"),
+        ({"EX_PORT": "-1"}, "EX_PORT: must be >= 0, got -1"),
+        ({"EX_INTERVAL": "0"}, "EX_INTERVAL: must be > 0, got 0.0"),
+        ({"EX_OLD": "x"}, "EX_OLD: invalid value 'x'"),
+        ({"EX_TOKEN": "zz-secret"}, "EX_TOKEN: invalid value (not shown: secret)"),
+    ],
+)
+def test_declared_rules_name_the_variable_in_one_message(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(Ruled, env)
+    assert str(caught.value).startswith(message)
+    assert "zz-secret" not in str(caught.value)
+
+
+def test_rules_accept_good_values_and_an_older_name_still_works() -> None:
+    s = load_settings(Ruled, {"EX_LEVEL": "debug", "EX_PORT": "0", "EX_INTERVAL": "0.1", "EX_OLD": "7"})
+    assert (s.level, s.port, s.interval, s.new_name) == ("DEBUG", 0, 0.1, 7)
+    # The current name wins over the older one.
+    assert load_settings(Ruled, {"EX_NEW": "3", "EX_OLD": "7"}).new_name == 3
+    assert "(also read as EX_OLD)" in describe_settings(Ruled)

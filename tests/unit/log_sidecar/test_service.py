@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from log_sidecar.service import LogSidecar, StartupError
+from log_sidecar.service import LogSidecar
 from log_sidecar.settings import Settings
-from sidecar_common import load_settings
+from sidecar_common import StartupError, load_settings
 from tests.support import free_tcp_port, wait_until
 
 
@@ -108,6 +108,7 @@ def test_a_busy_admin_port_is_a_startup_error_naming_it(settings: Settings) -> N
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
+        sidecar = LogSidecar(dataclasses.replace(settings, admin_port=port))
         with pytest.raises(StartupError) as caught:
-            LogSidecar(dataclasses.replace(settings, admin_port=port))
+            sidecar.start()
     assert caught.value.variable == "ADMIN_PORT"
