@@ -2,7 +2,7 @@
 
 from sidecar_common.admin import AdminServer, Response, json_response
 from sidecar_common.backoff import Backoff
-from sidecar_common.config_version import content_version, read_config_files, snapshot_root
+from sidecar_common.config_version import content_version, read_config_files, snapshot_root, visible_entries
 from sidecar_common.heartbeat import Heartbeat
 from sidecar_common.jsonlog import JsonFormatter, configure_logging
 from sidecar_common.settings import SettingsError, describe_settings, load_settings, parse_cli, setting
@@ -25,4 +25,5 @@ __all__ = [
     "read_config_files",
     "setting",
     "snapshot_root",
+    "visible_entries",
 ]
