@@ -18,7 +18,7 @@ import pytest
 
 from sidecar_common import content_version
 from tests.support import ServiceProcess, free_tcp_port, wait_until
-from tests.support.kubelet import KubeletVolume
+from tests.support.kubelet import KeyToPath, KubeletVolume, Source
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "services" / "config-sidecar" / "schemas" / "app.schema.json"
@@ -186,3 +186,32 @@ def test_an_app_that_starts_after_the_sidecar_still_gets_the_reload(pod: Pod) ->
 
     pod.wait_applied(version_of(newer))
     pod.workers_serving(version_of(newer))
+
+
+def test_nested_configmap_items_reach_the_target_and_every_worker_acknowledges_them(pod: Pod) -> None:
+    """The mesh proxy's policy as nested items of the app's ConfigMap: published for Envoy, counted by the app."""
+    data = {**app_yaml("with a mesh"), "routes": "routes: [a]\n", "clusters": "clusters: [x]\n"}
+    items = [
+        KeyToPath("app.yaml", "app.yaml"),
+        KeyToPath("routes", "mesh/routes.yaml"),
+        KeyToPath("clusters", "mesh/clusters.yaml"),
+    ]
+    pod.volume.write_sources([Source(data, items)])
+    first = {**app_yaml("with a mesh"), "mesh/routes.yaml": "routes: [a]\n", "mesh/clusters.yaml": "clusters: [x]\n"}
+    pod.start_app()
+    pod.start_sidecar()
+    pod.wait_applied(version_of(first))
+    pod.workers_serving(version_of(first))
+    assert (pod.config_dir / "mesh" / "routes.yaml").read_text() == "routes: [a]\n"
+    _, _, body = get_json(pod.app_port, "/api/config")
+    assert body["config"]["greeting"] == "with a mesh"
+    assert body["unparsed_files"] == ["mesh/clusters.yaml", "mesh/routes.yaml"]
+
+    data_dir = (pod.config_dir / "..data").resolve()
+    pod.volume.write_sources([Source({**data, "routes": "routes: [a, b]\n"}, items)])
+    second = {**first, "mesh/routes.yaml": "routes: [a, b]\n"}
+    pod.wait_applied(version_of(second))
+    pod.workers_serving(version_of(second))
+    assert (pod.config_dir / "..data").resolve() != data_dir  # Envoy's watched_directory sees the swap
+    assert (pod.config_dir / "mesh" / "routes.yaml").read_text() == "routes: [a, b]\n"
+    assert pod.status()["published"]["changed"] == ["mesh/routes.yaml"]

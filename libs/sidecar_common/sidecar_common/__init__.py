@@ -9,7 +9,7 @@ from sidecar_common.admin_settings import (
     port_setting,
 )
 from sidecar_common.backoff import Backoff
-from sidecar_common.config_version import content_version, read_config_files, snapshot_root
+from sidecar_common.config_version import content_version, read_config_files, snapshot_root, visible_entries
 from sidecar_common.heartbeat import MISSED_BEATS, Heartbeat
 from sidecar_common.jsonlog import JsonFormatter, configure_logging
 from sidecar_common.lifecycle import (
@@ -60,5 +60,6 @@ __all__ = [
     "run_service",
     "setting",
     "snapshot_root",
-    "startup_error",
+from sidecar_common.config_version import content_version, read_config_files, snapshot_root, visible_entries
+from sidecar_common.heartbeat import MISSED_BEATS, Heartbeat
 ]

@@ -74,8 +74,8 @@ class ConfigSnapshot:
     version: str
     loaded_at: dt.datetime
     app: AppConfig
-    documents: Mapping[str, Any]  # parsed YAML/JSON files by name, deeply read-only
-    other_files: tuple[str, ...]  # files that count in the version but are not parsed
+    documents: Mapping[str, Any]  # parsed top-level YAML/JSON files by name, deeply read-only
+    other_files: tuple[str, ...]  # files that count in the version but are not parsed (nested ones too)
     files: Mapping[str, bytes]  # the raw set the version is computed from, as published to other workers
 
     @property
@@ -107,7 +107,11 @@ def parse_snapshot(files: Mapping[str, bytes], now: Callable[[], dt.datetime] = 
     other_files: list[str] = []
     app_config = AppConfig()
     for name, content in sorted(files.items()):
-        if name.endswith(YAML_SUFFIXES):
+        if "/" in name:
+            # A subdirectory (``mesh/routes.yaml``) belongs to another consumer, such as the mesh proxy:
+            # it counts in the version, so the app acknowledges the set it was given, but is not parsed.
+            other_files.append(name)
+        elif name.endswith(YAML_SUFFIXES):
             node, document = _parse_yaml(name, content)
             if name == APP_CONFIG_FILE:
                 app_config = _app_config(document, node)

@@ -3,14 +3,18 @@
 Layout after a publish (the app reads ``..data`` once, or the visible names)::
 
     app.yaml -> ..data/app.yaml
+    mesh -> ..data/mesh
     ..data -> ..2024_05_01_10_00_00.123456789
     ..2024_05_01_10_00_00.123456789/app.yaml
+    ..2024_05_01_10_00_00.123456789/mesh/routes.yaml
 
-Steps: write every file into a new hidden versioned directory and fsync it;
-point ``..data_tmp`` at it and rename that over ``..data`` (a rename is atomic,
-so a reader sees the old set or the new one, never a mix); fsync the target
-directory; add visible links of new keys, remove those of deleted keys; delete
-old versions. The version published just before is kept until the next publish
+Steps: write every file into a new hidden versioned directory (nested names in
+subdirectories of it, 0755 like kubelet's) and fsync them all; point
+``..data_tmp`` at it and rename that over ``..data`` (a rename is atomic, so a
+reader sees the old set or the new one, never a mix, nested files included);
+fsync the target directory; add a visible link per first path part of the new
+set (``mesh -> ..data/mesh``, as kubelet's AtomicWriter does), remove those no
+name uses any more; delete old versions. The version published just before is kept until the next publish
 so a reader that resolved ``..data`` a moment before the swap can finish reading.
 """
 
@@ -34,6 +38,7 @@ from config_sidecar.source import (
     SourceReader,
     SourceUnstableError,
 )
+from sidecar_common.config_version import SEPARATOR, is_visible
 from sidecar_common.durable import fsync_directory, write_file
 
 logger = logging.getLogger(__name__)
@@ -84,15 +89,15 @@ class Publisher:
             return None
 
     def publish(self, config: ConfigSet) -> PublishResult:
-        """Write ``config`` as a new version and swap it in; raise PublishError on I/O failure."""
+        """Write ``config`` as a new version and swap it in; raise PublishError on I/O failure or a bad name."""
+        for name in config.files:
+            _check_name(self.target_dir, name)
         try:
             self.target_dir.mkdir(parents=True, exist_ok=True)
             previous = self._current_version_dir()
             version_dir = self._new_version_dir()
             try:
-                for name, file in config.files.items():
-                    write_file(version_dir / name, file.content, file.mode)
-                fsync_directory(version_dir)
+                self._write_version(version_dir, config)
                 self._swap_data_link(version_dir)
             except BaseException:
                 shutil.rmtree(version_dir, ignore_errors=True)  # never leave a half-written version behind
@@ -143,6 +148,24 @@ class Publisher:
             return path
         raise FileExistsError(f"no free version directory name in {self.target_dir}")
 
+    def _write_version(self, version_dir: Path, config: ConfigSet) -> None:
+        """Write every file (nested names into subdirectories) and fsync each file and directory."""
+        directories = [version_dir]  # in creation order: every parent before its children
+        created = {version_dir}
+        for name in sorted(config.files):
+            parent = version_dir
+            for part in name.split(SEPARATOR)[:-1]:
+                parent = parent / part
+                if parent not in created:
+                    parent.mkdir()
+                    parent.chmod(0o755)  # like the versioned dir: the app may run as another user
+                    created.add(parent)
+                    directories.append(parent)
+            file = config.files[name]
+            write_file(version_dir / name, file.content, file.mode)
+        for directory in reversed(directories):  # deepest first: each entry is durable before its parent
+            fsync_directory(directory)
+
     def _swap_data_link(self, version_dir: Path) -> None:
         """Point ``..data`` at ``version_dir`` with one atomic rename."""
         tmp = self.target_dir / DATA_TMP_LINK
@@ -152,8 +175,14 @@ class Publisher:
         os.replace(tmp, self.target_dir / DATA_LINK)
 
     def _update_visible_links(self, names: set[str]) -> None:
-        """Give every key a ``name -> ..data/name`` link; drop links of keys that are gone."""
-        for name in sorted(names):
+        """Give every first path part a ``part -> ..data/part`` link; drop links no name uses any more.
+
+        Kubelet links ``conf.d -> ..data/conf.d`` once for ``conf.d/a.yaml`` and
+        ``conf.d/b.yaml``: a link through ``..data`` shows every later version as
+        it is, so it changes only when a first part comes or goes.
+        """
+        first_parts = {name.split(SEPARATOR, 1)[0] for name in names}
+        for name in sorted(first_parts):
             link = self.target_dir / name
             wanted = f"{DATA_LINK}/{name}"
             if link.is_symlink() and os.readlink(link) == wanted:
@@ -166,12 +195,12 @@ class Publisher:
                 os.replace(tmp, link)  # atomic, even over a plain file left by someone else
             except IsADirectoryError:
                 tmp.unlink()
-                logger.warning("cannot publish key %s: a directory of that name is in the way", name)
+                logger.warning("cannot link %s: a directory of that name is in the way", name)
         for entry in self._entries():
-            if entry.name in names or entry.name.startswith(".") or not entry.is_symlink():
+            if entry.name in first_parts or entry.name.startswith(".") or not entry.is_symlink():
                 continue
             if os.readlink(entry.path).startswith(f"{DATA_LINK}/"):
-                os.unlink(entry.path)  # our link of a deleted key; other files are not ours to delete
+                os.unlink(entry.path)  # our link of a name that is gone; other files are not ours to delete
 
     def _remove_old_versions(self, keep: set[str]) -> None:
         """Delete versioned directories other than ``keep``; a failure is logged, the publish stands."""
@@ -187,3 +216,10 @@ class Publisher:
     def _entries(self) -> Iterator[os.DirEntry[str]]:
         with os.scandir(self.target_dir) as entries:
             yield from list(entries)
+
+
+def _check_name(target_dir: Path, name: str) -> None:
+    """Refuse a name that would land outside the versioned directory or that no reader would see."""
+    parts = name.split(SEPARATOR)
+    if not all(part and part not in (".", "..") and is_visible(part) for part in parts):
+        raise PublishError(target_dir, f"not a relative path of visible parts: {name!r}")

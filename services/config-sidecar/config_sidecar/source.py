@@ -6,11 +6,17 @@ A ConfigMap/Secret volume looks like this::
     /config-source/..data -> ..2024_05_01_10_00_00.123456789
     /config-source/..2024_05_01_10_00_00.123456789/app.yaml   (the real file)
 
+An item with a nested path (``items: [{key: routes, path: mesh/routes.yaml}]``)
+lives in a subdirectory of the timestamped directory, and kubelet gives it one
+visible link per first path part (``mesh -> ..data/mesh``). A set names such a
+file by its relative path, ``mesh/routes.yaml``.
+
 Kubelet updates it by writing a new hidden directory and renaming a
 ``..data_tmp`` symlink over ``..data``; the visible names never change. So the
 set is read from the directory ``..data`` points to, resolved once, and the
 read is repeated if a swap landed while reading (kubelet deletes the old
-directory right after the swap). Without ``..data`` the directory is read as is.
+directory right after the swap). Without ``..data`` the directory is read as is,
+subdirectories included (compose's bind mount of ``./config``).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from sidecar_common import content_version
+from sidecar_common import content_version, visible_entries
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +66,7 @@ class ConfigFile:
 class ConfigSet:
     """A consistent set of config files and where it came from."""
 
-    files: Mapping[str, ConfigFile]
+    files: Mapping[str, ConfigFile]  # by relative path, "/" between the parts
     layout: str = "plain"  # "kubelet" when read through ..data
     skipped: tuple[str, ...] = field(default=())
 
@@ -137,16 +143,14 @@ class SourceReader:
     def _read_root(self, root: Path) -> tuple[dict[str, ConfigFile], tuple[str, ...]]:
         files: dict[str, ConfigFile] = {}
         skipped: list[str] = []
-        with os.scandir(root) as entries:
-            names = sorted(entry.name for entry in entries)
-        for name in names:
-            if name.startswith("."):
-                continue  # kubelet's bookkeeping and dotfiles are never config (see module doc)
-            path = root / name
-            if self.name_filter.is_editor_temp(name) or not path.is_file():
-                skipped.append(name)  # subdirectories and sockets cannot be published as keys
+        # Hidden entries (kubelet's bookkeeping, dotfiles) are never yielded: see the module doc.
+        for name, entry in visible_entries(root):
+            if entry.is_dir():
+                continue  # its files follow; an empty directory publishes nothing, as in a ConfigMap
+            if self.name_filter.is_editor_temp(entry.name) or not entry.is_file():
+                skipped.append(name)  # editor leftovers, sockets and dangling links cannot be published
                 continue
-            with path.open("rb") as handle:
+            with open(entry.path, "rb") as handle:
                 content = handle.read()
                 mode = os.fstat(handle.fileno()).st_mode & 0o7777
             files[name] = ConfigFile(content, mode)

@@ -97,6 +97,11 @@ def self_metrics(
         ),
         dropped,
         series_dropped,
+        GaugeMetricFamily(
+            "exporter_statsd_metrics",
+            "statsd metric names currently held; EXPORTER_MAX_METRICS caps them, a name whose series expired is freed.",
+            value=store.metrics,
+        ),
         GaugeMetricFamily("exporter_statsd_series", "statsd series currently held.", value=store.series),
         CounterMetricFamily(
             "exporter_series_expired_total", "statsd series removed after their ttl.", value=store.expired

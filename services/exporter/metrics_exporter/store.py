@@ -4,7 +4,10 @@ Every gunicorn worker sends to the same UDP port, so a counter here is the sum
 over workers, including workers that already died — the reason this lives in a
 sidecar and not in client_python's multiprocess files. Each family caps its
 number of series (a label explosion costs a counter, not the exporter's memory),
-and series not updated for the family's ``ttl`` are expired.
+and series not updated for the family's ``ttl`` are expired. A family left
+without series is freed with them, so ``EXPORTER_MAX_METRICS`` counts the names
+that hold data now, not every name ever seen: a service whose per-job metric
+names come and go never locks new names out.
 
 Threading: the receiver thread updates families while holding :attr:`SeriesStore.lock`
 for one batch of packets; a scrape copies the values into prometheus_client Metric
@@ -214,6 +217,7 @@ AnyFamily = CounterFamily | GaugeFamily | HistogramFamily | SetFamily
 class StoreCounts:
     """The store's own numbers, copied for the exporter's self-metrics."""
 
+    metrics: int
     series: int
     expired: int
     dropped: dict[str, int]
@@ -235,6 +239,9 @@ class SeriesStore:
         self.families: dict[str, AnyFamily] = {}
         self.series_dropped: dict[str, int] = {}
         self.expired_total = 0
+        # Bumped whenever families are freed or cleared: whoever keeps references to families
+        # (the ingestor's route cache) must drop them, or it would update a family nobody exports.
+        self.generation = 0
 
     def count_dropped(self, name: str) -> None:
         self.series_dropped[name] = self.series_dropped.get(name, 0) + 1
@@ -250,20 +257,32 @@ class SeriesStore:
                 )
             return family
         if len(self.families) >= self.max_metrics:
+            self.expire()  # names whose series all expired since the last scrape free their place now
+        if len(self.families) >= self.max_metrics:
             raise StatsdParseError(Reason.TOO_MANY_METRICS, mapped.name, f"limit {self.max_metrics} reached")
         family = self.families[mapped.name] = wanted(self, mapped)
         return family
 
     def expire(self, now: float | None = None) -> int:
-        """Drop series idle for longer than their family's ttl; return how many (take the lock first)."""
+        """Drop series idle for longer than their family's ttl, then families left empty; return how many series.
+
+        Take the lock first. A family is empty also when its first line was refused
+        after the family was made (an invalid value): it holds no data either.
+        """
         now = self.clock() if now is None else now
         expired = sum(family.expire(now - family.ttl) for family in self.families.values() if family.ttl > 0)
         self.expired_total += expired
+        empty = [name for name, family in self.families.items() if not family.series]
+        for name in empty:
+            del self.families[name]
+        if empty:
+            self.generation += 1
         return expired
 
     def clear(self) -> None:
         """Forget every family (a mapping change makes old names and types meaningless)."""
         self.families.clear()
+        self.generation += 1
 
     def collect(self) -> list[Metric]:
         """Expire stale series and copy every non-empty family, in name order, under the lock."""
@@ -274,6 +293,7 @@ class SeriesStore:
     def counts(self) -> StoreCounts:
         with self.lock:
             return StoreCounts(
+                metrics=len(self.families),
                 series=sum(len(family.series) for family in self.families.values()),
                 expired=self.expired_total,
                 dropped=dict(self.series_dropped),

@@ -9,6 +9,7 @@ import pytest
 
 from demo_app.config_snapshot import ConfigInvalidError, ConfigMissingError, load_snapshot, thaw
 from sidecar_common import content_version, read_config_files
+from tests.support.kubelet import KubeletVolume
 from tests.unit.app.doubles import publish
 
 
@@ -90,3 +91,24 @@ def test_chaos_and_features_are_read_with_defaults(tmp_path: Path) -> None:
     publish(tmp_path, {"app.yaml": "greeting: hi\nchaos:\n  latency_ms: 20\n  error_rate: 1\n"})
     app = load_snapshot(tmp_path).app
     assert (app.latency_ms, app.error_rate, dict(app.features)) == (20, 1.0, {})
+
+
+def test_nested_files_count_in_the_version_but_are_never_parsed(tmp_path: Path) -> None:
+    # The mesh proxy's policy rides in the same ConfigMap (items[].path: mesh/...); it is Envoy's to read.
+    volume = KubeletVolume(tmp_path / "config")
+    volume.write(
+        {
+            "app.yaml": "greeting: top level\n",
+            "mesh/routes.yaml": "routes: [ !ignore not for the app\n",  # would not parse as the app's YAML
+            "mesh/app.yaml": "greeting: 42\n",  # not the app's app.yaml: never checked or used
+        }
+    )
+    snapshot = load_snapshot(volume.directory)
+    assert snapshot.app.greeting == "top level"
+    assert snapshot.version == content_version(read_config_files(volume.directory))
+    assert set(snapshot.files) == {"app.yaml", "mesh/app.yaml", "mesh/routes.yaml"}
+    assert sorted(snapshot.documents) == ["app.yaml"]
+    assert snapshot.other_files == ("mesh/app.yaml", "mesh/routes.yaml")
+
+    volume.write({"app.yaml": "greeting: top level\n", "mesh/routes.yaml": "routes: []\n"})
+    assert load_snapshot(volume.directory).version != snapshot.version  # a nested change is a new version

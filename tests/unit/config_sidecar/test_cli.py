@@ -115,6 +115,29 @@ def test_kubelet_swap_subcommand_updates_like_kubelet(tmp_path: Path) -> None:
     assert "unchanged" in again.stdout
 
 
+def test_kubelet_swap_copies_nested_plain_directories(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    (plain / "mesh").mkdir(parents=True)
+    (plain / "app.yaml").write_text("greeting: one\n")
+    (plain / "mesh" / "routes.yaml").write_text("routes: [a]\n")
+    (plain / "mesh" / "routes.yaml~").write_text("editor backup")
+    volume = tmp_path / "volume"
+
+    first = run_module("kubelet-swap", "--from", str(plain), "--to", str(volume))
+    assert first.returncode == 0, first.stderr
+    assert os.readlink(volume / "mesh") == "..data/mesh"  # kubelet's link for the first path part
+    assert read_config_files(volume) == {"app.yaml": b"greeting: one\n", "mesh/routes.yaml": b"routes: [a]\n"}
+
+    old_dir = os.readlink(volume / "..data")
+    (plain / "mesh" / "routes.yaml").unlink()
+    (plain / "mesh" / "clusters.yaml").write_text("clusters: []\n")
+    second = run_module("kubelet-swap", "--from", str(plain), "--to", str(volume))
+    assert second.returncode == 0, second.stderr
+    assert os.readlink(volume / "..data") != old_dir
+    assert not (volume / old_dir).exists()
+    assert read_config_files(volume) == {"app.yaml": b"greeting: one\n", "mesh/clusters.yaml": b"clusters: []\n"}
+
+
 def test_sigterm_stops_the_sidecar_cleanly(tmp_path: Path) -> None:
     volume = KubeletVolume(tmp_path / "src")
     volume.write({"app.yaml": "greeting: hi\n"})

@@ -105,9 +105,16 @@ def test_writes_nothing_outside_the_target(tmp_path: Path) -> None:
     assert set(tmp_path.iterdir()) - before == {target}
 
 
-def test_reader_in_a_tight_loop_never_sees_two_versions(target: Path) -> None:
+@pytest.mark.parametrize(
+    "names",
+    [
+        [f"file{i}.yaml" for i in range(4)],
+        ["app.yaml", "mesh/routes.yaml", "mesh/clusters.yaml", "conf.d/deep/x.yaml"],
+    ],
+    ids=["flat", "nested"],
+)
+def test_reader_in_a_tight_loop_never_sees_two_versions(target: Path, names: list[str]) -> None:
     """Every file carries its version number; 200 publishes race a reader that never stops."""
-    names = [f"file{i}.yaml" for i in range(4)]
     publisher = Publisher(target)
     publisher.publish(config_set({name: f"version: 0\nname: {name}\n" for name in names}))
     stop = threading.Event()
@@ -147,3 +154,71 @@ def test_reader_in_a_tight_loop_never_sees_two_versions(target: Path) -> None:
     assert not torn_live, f"a read saw an incomplete set of a live version: {torn_live[0]}"
     assert reads[0] > 200, f"the reader must really race the publisher, read only {reads[0]} times"
     assert read_config_files(target)[names[0]].startswith(b"version: 200\n")
+
+
+def test_nested_names_are_published_kubelet_style_and_byte_exact(target: Path) -> None:
+    blob = bytes(range(256)) * 4  # not text, not UTF-8: must arrive unchanged
+    config = ConfigSet(
+        {
+            "app.yaml": ConfigFile(b"a: 1\n"),
+            "mesh/routes.yaml": ConfigFile(b"routes: []\n"),
+            "mesh/clusters.yaml": ConfigFile(b"clusters: []\n"),
+            "tls/certs/ca.bin": ConfigFile(blob, 0o400),
+        }
+    )
+    result = Publisher(target).publish(config)
+    assert sorted(n for n in os.listdir(target) if not n.startswith(".")) == ["app.yaml", "mesh", "tls"]
+    assert os.readlink(target / "mesh") == "..data/mesh"  # one link per first path part, like kubelet
+    assert os.readlink(target / "tls") == "..data/tls"
+    assert (target / "mesh" / "routes.yaml").read_bytes() == b"routes: []\n"
+    assert (target / "tls" / "certs" / "ca.bin").read_bytes() == blob
+    assert (result.directory / "tls" / "certs" / "ca.bin").stat().st_mode & 0o777 == 0o400
+    assert (result.directory / "tls").stat().st_mode & 0o777 == 0o755
+    assert (result.directory / "tls" / "certs").stat().st_mode & 0o777 == 0o755
+    assert read_config_files(target) == config.contents
+    assert content_version(read_config_files(target)) == result.version == config.version  # the app's hash
+
+
+def test_nested_changes_and_removals_swap_data_and_follow_kubelet(target: Path) -> None:
+    publisher = Publisher(target)
+    first = publisher.publish(config_set({"app.yaml": "a", "mesh/routes.yaml": "r1", "mesh/clusters.yaml": "c"}))
+    changed = publisher.publish(config_set({"app.yaml": "a", "mesh/routes.yaml": "r2", "mesh/clusters.yaml": "c"}))
+    assert os.readlink(target / "..data") == changed.directory.name != first.directory.name
+    assert (target / "mesh" / "routes.yaml").read_text() == "r2"
+
+    publisher.publish(config_set({"app.yaml": "a", "mesh/routes.yaml": "r2"}))  # one nested item removed
+    assert os.readlink(target / "mesh") == "..data/mesh"  # still needed by routes.yaml
+    assert sorted(os.listdir(target / "mesh")) == ["routes.yaml"]
+    assert not (target / "mesh" / "clusters.yaml").exists()
+
+    publisher.publish(config_set({"app.yaml": "a"}))  # the last one below mesh/ removed
+    assert not os.path.lexists(target / "mesh")
+    assert read_config_files(target) == {"app.yaml": b"a"}
+
+
+def test_a_key_can_become_a_directory_and_back(target: Path) -> None:
+    publisher = Publisher(target)
+    publisher.publish(config_set({"conf.d": "a flat key"}))
+    publisher.publish(config_set({"conf.d/app.yaml": "now nested"}))
+    assert os.readlink(target / "conf.d") == "..data/conf.d"
+    assert read_config_files(target) == {"conf.d/app.yaml": b"now nested"}
+    publisher.publish(config_set({"conf.d": "flat again"}))
+    assert (target / "conf.d").read_text() == "flat again"
+
+
+def test_restored_nested_set_reads_back_with_the_same_fingerprint(target: Path) -> None:
+    config = config_set({"app.yaml": "a", "mesh/routes.yaml": "r", "s/token": "t"}, {"s/token": 0o400})
+    Publisher(target).publish(config)
+    again = Publisher(target).published()
+    assert again is not None
+    assert again.fingerprint == config.fingerprint
+
+
+@pytest.mark.parametrize("name", ["../escape", "/etc/passwd", "a/../../b", "mesh//x", "mesh/.hidden", "./app.yaml", ""])
+def test_names_that_could_escape_or_hide_are_refused(target: Path, name: str) -> None:
+    publisher = Publisher(target)
+    publisher.publish(config_set({"app.yaml": "good"}))
+    with pytest.raises(PublishError, match="not a relative path"):
+        publisher.publish(config_set({"app.yaml": "new", name: "x"}))
+    assert read_config_files(target) == {"app.yaml": b"good"}
+    assert len(version_dirs(target)) == 1

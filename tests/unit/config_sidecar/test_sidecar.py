@@ -13,11 +13,12 @@ import pytest
 
 from config_sidecar.publisher import Publisher, PublishError, PublishResult
 from config_sidecar.settings import Settings
-from config_sidecar.source import ConfigFile, ConfigSet
+from config_sidecar.source import ConfigFile, ConfigSet, NameFilter
 from config_sidecar.sync import SyncResult
+from config_sidecar.watcher import DirectoryWatcher
 from sidecar_common import content_version, read_config_files
 from tests.support import wait_until
-from tests.support.kubelet import KubeletVolume
+from tests.support.kubelet import KeyToPath, KubeletVolume, Source
 from tests.unit.config_sidecar.conftest import FakeApp, RunningSidecar, fast_settings
 
 StartSidecar = Callable[[Settings], RunningSidecar]
@@ -458,3 +459,86 @@ def test_a_replaced_source_directory_is_watched_again(
     sidecar.wait_published(version_of({"app.yaml": "greeting: two\n"}))
     (source / "app.yaml").write_text("greeting: three\n")  # events from the new directory arrive
     sidecar.wait_published(version_of({"app.yaml": "greeting: three\n"}))
+
+
+def test_nested_items_are_published_changed_and_removed_and_acknowledged(
+    volume: KubeletVolume, target: Path, fake_app: FakeApp, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    # The app's ConfigMap carries the mesh proxy's policy as nested items (items[].path: mesh/...).
+    data = {"app.yaml": "greeting: hi\n", "routes": "routes: [a]\n", "clusters": "clusters: [x]\n"}
+    items = [
+        KeyToPath("app.yaml", "app.yaml"),
+        KeyToPath("routes", "mesh/routes.yaml"),
+        KeyToPath("clusters", "mesh/clusters.yaml"),
+    ]
+    volume.write_sources([Source(data, items)])
+    first = {"app.yaml": "greeting: hi\n", "mesh/routes.yaml": "routes: [a]\n", "mesh/clusters.yaml": "clusters: [x]\n"}
+    sidecar = start_sidecar(make_settings(reload_url=fake_app.url, resync_seconds=3600))
+    sidecar.wait_published(version_of(first))
+    wait_until(lambda: sidecar.status()["applied"]["version"] == version_of(first), 15, message="applied")
+    assert published_files(target) == first
+    assert os.readlink(target / "mesh") == "..data/mesh"
+    assert (target / "mesh" / "routes.yaml").read_text() == "routes: [a]\n"
+
+    # A watcher on the target's root (Envoy's watched_directory) sees a nested change as the ..data swap.
+    envoy_events: list[bool] = []
+    envoy = DirectoryWatcher(target, NameFilter(()), envoy_events.append)
+    assert envoy.ensure() is True
+    try:
+        data_before = os.readlink(target / "..data")
+        second = {**first, "mesh/routes.yaml": "routes: [a, b]\n"}
+        volume.write_sources([Source({**data, "routes": "routes: [a, b]\n"}, items)])
+        status = sidecar.wait_published(version_of(second))
+        assert status["published"]["changed"] == ["mesh/routes.yaml"]
+        assert os.readlink(target / "..data") != data_before
+        wait_until(lambda: True in envoy_events, message="no ..data swap seen at the target's root")
+    finally:
+        envoy.stop()
+    assert (target / "mesh" / "routes.yaml").read_text() == "routes: [a, b]\n"
+    wait_until(lambda: sidecar.status()["applied"]["version"] == version_of(second), 15, message="applied")
+    assert fake_app.reloads[-1] == {"version": version_of(second), "changed": ["mesh/routes.yaml"]}
+
+    third = {"app.yaml": "greeting: hi\n"}
+    volume.write(third)  # the mesh items removed from the ConfigMap
+    status = sidecar.wait_published(version_of(third))
+    assert status["published"]["changed"] == ["mesh/clusters.yaml", "mesh/routes.yaml"]
+    assert not os.path.lexists(target / "mesh")
+    assert published_files(target) == third
+
+
+def test_a_broken_nested_file_is_refused_by_its_path(
+    volume: KubeletVolume, target: Path, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    good = {"app.yaml": "greeting: hi\n", "mesh/routes.yaml": "routes: []\n"}
+    volume.write(good)
+    sidecar = start_sidecar(make_settings())
+    sidecar.wait_published(version_of(good))
+
+    volume.write({"app.yaml": "greeting: hi\n", "mesh/routes.yaml": "routes: [\n"})
+    status = wait_until(lambda: (s := sidecar.status())["last_error"] and s, 15, message="the error in /status")
+    assert (status["last_error"]["file"], status["last_error"]["line"]) == ("mesh/routes.yaml", 2)
+    assert published_files(target) == good
+
+
+def test_plain_subdirectories_are_watched_and_published(
+    tmp_path: Path, target: Path, start_sidecar: StartSidecar
+) -> None:
+    # compose's bind mount of ./config with a mesh/ directory; no resync during the test, so only the watch finds it.
+    source = tmp_path / "plain"
+    (source / "mesh").mkdir(parents=True)
+    (source / "app.yaml").write_text("greeting: hi\n")
+    (source / "mesh" / "routes.yaml").write_text("routes: []\n")
+    sidecar = start_sidecar(fast_settings(source, target, resync_seconds=3600))
+    first = {"app.yaml": "greeting: hi\n", "mesh/routes.yaml": "routes: []\n"}
+    sidecar.wait_published(version_of(first))
+
+    (source / "mesh" / "routes.yaml").write_text("routes: [a]\n")
+    second = {**first, "mesh/routes.yaml": "routes: [a]\n"}
+    sidecar.wait_published(version_of(second))
+
+    (source / "conf.d" / "deep").mkdir(parents=True)
+    (source / "conf.d" / "deep" / "x.json").write_text("{}")
+    third = {**second, "conf.d/deep/x.json": "{}"}
+    sidecar.wait_published(version_of(third))
+    assert published_files(target) == third
+    assert sidecar.status()["source"]["layout"] == "plain"

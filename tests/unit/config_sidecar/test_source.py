@@ -10,7 +10,7 @@ import pytest
 
 from config_sidecar.settings import DEFAULT_IGNORE_PATTERNS
 from config_sidecar.source import NameFilter, SourceMissingError, SourceReader
-from tests.support.kubelet import KubeletVolume
+from tests.support.kubelet import KeyToPath, KubeletVolume, Source
 
 
 @pytest.fixture
@@ -30,11 +30,11 @@ def test_kubelet_volume_is_read_through_data_with_modes(volume: KubeletVolume, n
 def test_plain_directory_skips_hidden_and_editor_files(tmp_path: Path, name_filter: NameFilter) -> None:
     for name in ("app.yaml", ".app.yaml.swp", "app.yaml~", "#app.yaml#", "4913", "notes.tmp", ".hidden"):
         (tmp_path / name).write_text(name)
-    (tmp_path / "subdir").mkdir()
+    (tmp_path / "empty-subdir").mkdir()
     config = SourceReader(tmp_path, name_filter).read()
     assert config.layout == "plain"
     assert sorted(config.files) == ["app.yaml"]
-    assert sorted(config.skipped) == sorted(["#app.yaml#", "4913", "app.yaml~", "notes.tmp", "subdir"])
+    assert sorted(config.skipped) == sorted(["#app.yaml#", "4913", "app.yaml~", "notes.tmp"])
 
 
 def test_missing_directory_raises_source_missing(tmp_path: Path, name_filter: NameFilter) -> None:
@@ -104,3 +104,67 @@ def test_symlinked_file_in_a_plain_directory_is_read(tmp_path: Path, name_filter
     source.mkdir()
     os.symlink(elsewhere, source / "app.yaml")
     assert SourceReader(source, name_filter).read().contents == {"app.yaml": b"a: 1\n"}
+
+
+def test_nested_items_of_a_kubelet_volume_are_read_by_relative_path(
+    volume: KubeletVolume, name_filter: NameFilter
+) -> None:
+    data = {"app": "greeting: hi\n", "routes": "r: 1\n", "key": "k3y"}
+    items = [
+        KeyToPath("app", "app.yaml"),
+        KeyToPath("routes", "mesh/routes.yaml"),
+        KeyToPath("key", "tls/a/key", 0o400),
+    ]
+    volume.write_sources([Source(data, items)])
+    config = SourceReader(volume.directory, name_filter).read()
+    assert config.layout == "kubelet"
+    assert config.contents == {"app.yaml": b"greeting: hi\n", "mesh/routes.yaml": b"r: 1\n", "tls/a/key": b"k3y"}
+    assert config.files["tls/a/key"].mode == 0o400
+    assert config.skipped == ()
+
+
+def test_a_plain_directory_with_subdirectories_is_read_whole(tmp_path: Path, name_filter: NameFilter) -> None:
+    (tmp_path / "mesh" / "deep").mkdir(parents=True)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref")
+    (tmp_path / "app.yaml").write_text("a: 1\n")
+    (tmp_path / "mesh" / "routes.yaml").write_text("r: 1\n")
+    (tmp_path / "mesh" / "routes.yaml~").write_text("backup")
+    (tmp_path / "mesh" / ".routes.yaml.swp").write_text("swap")
+    (tmp_path / "mesh" / "deep" / "x.json").write_text("{}")
+    config = SourceReader(tmp_path, name_filter).read()
+    assert config.contents == {"app.yaml": b"a: 1\n", "mesh/deep/x.json": b"{}", "mesh/routes.yaml": b"r: 1\n"}
+    assert config.skipped == ("mesh/routes.yaml~",)  # editor files are named by their relative path too
+
+
+def test_a_nested_change_is_a_changed_name_and_a_new_version(volume: KubeletVolume, name_filter: NameFilter) -> None:
+    reader = SourceReader(volume.directory, name_filter)
+    volume.write({"app.yaml": "a", "mesh/routes.yaml": "r1", "mesh/clusters.yaml": "c"})
+    before = reader.read()
+    volume.write({"app.yaml": "a", "mesh/routes.yaml": "r2"})
+    after = reader.read()
+    assert after.changed_names(before) == ["mesh/clusters.yaml", "mesh/routes.yaml"]
+    assert after.version != before.version
+
+
+def test_nested_reads_during_kubelet_swaps_are_never_mixed(volume: KubeletVolume, name_filter: NameFilter) -> None:
+    names = ["top.yaml", "conf.d/a.yaml", "conf.d/deep/b.yaml", "mesh/routes.yaml"]
+    volume.write(dict.fromkeys(names, "v: 0\n"))
+    reader = SourceReader(volume.directory, name_filter, attempts=50)
+    done = threading.Event()
+
+    def swap() -> None:
+        for number in range(1, 150):
+            volume.write(dict.fromkeys(names, f"v: {number}\n"))
+        done.set()
+
+    writer = threading.Thread(target=swap)
+    writer.start()
+    reads = 0
+    while not done.is_set():
+        config = reader.read()
+        assert sorted(config.files) == sorted(names)
+        assert len(set(config.contents.values())) == 1, "one read must return one version"
+        reads += 1
+    writer.join()
+    assert reads > 0

@@ -145,3 +145,22 @@ def test_bad_schema_file_is_refused_at_start(tmp_path: Path, content: str, reaso
 def test_missing_schema_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SchemaLoadError):
         load_schema(tmp_path / "absent.json")
+
+
+def test_nested_files_are_parsed_by_extension_and_named_by_path() -> None:
+    errors = Validator().validate({"mesh/routes.yaml": b"routes: [\n", "mesh/notes.txt": b"{ not parsed"})
+    assert [(e.file, e.line) for e in errors] == [("mesh/routes.yaml", 2)]
+
+
+def test_schema_targets_name_relative_paths_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(SCHEMA))
+    # `app.yaml` is the top-level file only: another consumer's conf.d/app.yaml is neither checked nor a stand-in.
+    top_only = Validator(load_schema(path), ["app.yaml"])
+    assert top_only.validate({"app.yaml": b"greeting: hi\n", "conf.d/app.yaml": b"greeting: 5\n"}) == []
+    missing = top_only.validate({"conf.d/app.yaml": b"greeting: hi\n"})
+    assert [(e.file, e.line) for e in missing] == [("app.yaml", None)]
+    # A nested file is a target when named by its path.
+    nested = Validator(load_schema(path), ["conf.d/app.yaml"])
+    errors = nested.validate({"conf.d/app.yaml": b"greeting: 5\n"})
+    assert [(e.file, e.line) for e in errors] == [("conf.d/app.yaml", 1)]

@@ -134,3 +134,69 @@ def test_a_queue_overflow_is_reported_as_a_change(tmp_path: Path, events: Events
         assert events.calls == [False]  # lost events: a full sync, never a commit
     finally:
         watcher.stop()
+
+
+def test_a_nested_item_change_arrives_as_the_root_data_swap(tmp_path: Path, events: Events) -> None:
+    # Kubelet writes nested items inside the new timestamped directory: the only event at the top is the swap.
+    volume = KubeletVolume(tmp_path / "source")
+    volume.write({"app.yaml": "a: 1\n", "mesh/routes.yaml": "r: 1\n"})
+    watcher = DirectoryWatcher(volume.directory, NameFilter(()), events)
+    assert watcher.ensure() is True
+    try:
+        assert watcher._subdirectories == {}  # `mesh` is a link into the current version: never watched
+        volume.write({"app.yaml": "a: 1\n", "mesh/routes.yaml": "r: 2\n"})
+        wait_until(lambda: True in events.calls, message="the nested change was not reported as a commit")
+        assert watcher.ensure() is False
+        assert watcher._subdirectories == {}
+    finally:
+        watcher.stop()
+
+
+@pytest.fixture
+def plain_watched(tmp_path: Path, events: Events) -> Iterator[tuple[Path, DirectoryWatcher]]:
+    source = tmp_path / "plain"
+    (source / "mesh").mkdir(parents=True)
+    (source / "mesh" / "routes.yaml").write_text("r: 1\n")
+    watcher = DirectoryWatcher(source, NameFilter(("*.swp",)), events)
+    assert watcher.ensure() is True
+    try:
+        yield source, watcher
+    finally:
+        watcher.stop()
+
+
+def test_an_edit_in_a_plain_subdirectory_is_reported(
+    plain_watched: tuple[Path, DirectoryWatcher], events: Events
+) -> None:
+    source, watcher = plain_watched
+    wd = watcher._subdirectories["mesh"].wd
+    for noise in (b".routes.yaml.swp", b"routes.yaml.swp"):  # hidden and ignored names are noise here too
+        watcher.on_event(InotifyEvent(wd, InotifyConstants.IN_CLOSE_WRITE, 0, noise))
+    assert events.calls == []
+    (source / "mesh" / "routes.yaml").write_text("r: 2\n")
+    wait_until(lambda: events.calls, message="the edit in mesh/ was not reported")
+    assert True not in events.calls
+
+
+def test_a_new_subdirectory_is_watched_and_its_files_reported(
+    plain_watched: tuple[Path, DirectoryWatcher], events: Events
+) -> None:
+    source, watcher = plain_watched
+    (source / "conf.d" / "deep").mkdir(parents=True)
+    wait_until(lambda: events.calls, message="the new directory was not reported")
+    # Files written before its watch began are the caller's to find: ensure() says a sync is due.
+    assert watcher.ensure() is True
+    assert sorted(watcher._subdirectories) == ["conf.d", "conf.d/deep", "mesh"]
+    reported = len(events.calls)
+    (source / "conf.d" / "deep" / "app.yaml").write_text("a: 1\n")
+    wait_until(lambda: len(events.calls) > reported, message="a file in the new subdirectory was not reported")
+
+
+def test_a_removed_subdirectory_is_reported_and_forgotten(
+    plain_watched: tuple[Path, DirectoryWatcher], events: Events
+) -> None:
+    source, watcher = plain_watched
+    shutil.rmtree(source / "mesh")
+    wait_until(lambda: events.calls, message="the removal of mesh/ was not reported")
+    wait_until(lambda: watcher.ensure() is False and watcher._subdirectories == {}, message="mesh/ still watched")
+    assert watcher.watching  # the root watch is untouched

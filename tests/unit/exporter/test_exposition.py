@@ -129,7 +129,7 @@ def test_self_metrics_report_every_counter() -> None:
     families = self_metrics(
         [SourceResult("statsd", True, 0.001), SourceResult("json", False, 0.25, "timeout")],
         ingest,
-        StoreCounts(series=5, expired=1, dropped={"user_logins_total": 6}),
+        StoreCounts(metrics=2, series=5, expired=1, dropped={"user_logins_total": 6}),
         ReloadStatus(False, successes=2, failures=1, last_success_time=1700000000.0, source="m.yaml", digest="d"),
         {("app_uptime_seconds", RuleErrorReason.NO_MATCH): 8},
         {"app_uptime_seconds": 1},
@@ -146,6 +146,7 @@ def test_self_metrics_report_every_counter() -> None:
         ("exporter_statsd_dropped_total", (("reason", "rule"),)): 4,
         ("exporter_series_dropped_total", (("metric", "user_logins_total"),)): 6,
         ("exporter_series_dropped_total", (("metric", "app_uptime_seconds"),)): 1,
+        ("exporter_statsd_metrics", ()): 2,
         ("exporter_statsd_series", ()): 5,
         ("exporter_series_expired_total", ()): 1,
         ("exporter_json_rule_errors_total", (("reason", "no_match"), ("rule", "app_uptime_seconds"))): 8,

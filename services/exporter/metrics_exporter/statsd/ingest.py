@@ -179,6 +179,7 @@ class Ingestor:
         self.mapper = mapper
         self.stats = IngestStats()
         self._routes: dict[str, Route] = {}
+        self._routes_generation = store.generation  # the store's generation the cached routes belong to
         self._log_clock = log_clock
         self._last_logged: dict[Reason, float] = {}
         self._unlogged: dict[Reason, int] = {}
@@ -190,11 +191,13 @@ class Ingestor:
             self._routes.clear()
             if clear_series:
                 self.store.clear()
+            self._routes_generation = self.store.generation
 
     def ingest(self, packets: Iterable[bytes]) -> None:
         """Ingest a batch of packets under one hold of the store lock."""
         with self.store.lock:
             now = self.store.clock()
+            self._forget_freed_families()  # a scrape or the housekeeping may have freed some since
             for packet in packets:
                 self._packet(packet, now)
 
@@ -231,6 +234,7 @@ class Ingestor:
             route = routes.get(key)
             if route is None:
                 route = self._resolve(line)
+                self._forget_freed_families()  # making a family at the name cap may have freed others
                 if len(key) <= MAX_ROUTE_KEY_CHARS:
                     if len(routes) >= MAX_ROUTES:
                         routes.clear()
@@ -244,6 +248,12 @@ class Ingestor:
                 stats.parse_errors[Reason.INVALID_TAG] += route.invalid_tags
             if route.unmapped:
                 stats.unmapped += 1
+
+    def _forget_freed_families(self) -> None:
+        """Drop every cached route once the store freed families: a route may point at one of them."""
+        if self.store.generation != self._routes_generation:
+            self._routes.clear()
+            self._routes_generation = self.store.generation
 
     def _resolve(self, line: str) -> Route:
         """Parse and map a (name, metadata) pair once; unusable pairs become a RejectRoute."""
