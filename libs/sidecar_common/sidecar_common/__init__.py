@@ -60,6 +60,6 @@ __all__ = [
     "run_service",
     "setting",
     "snapshot_root",
-from sidecar_common.config_version import content_version, read_config_files, snapshot_root, visible_entries
-from sidecar_common.heartbeat import MISSED_BEATS, Heartbeat
+    "startup_error",
+    "visible_entries",
 ]
