@@ -199,7 +199,8 @@ def test_a_command_fails_like_the_service(
         == code
     )
     err = capsys.readouterr().err
-    assert err.startswith(line) and len(err.splitlines()) == (1 if line else 0)
+    assert err.startswith(line)
+    assert len(err.splitlines()) == (1 if line else 0)
     assert service.calls == [], "a command does not run the service"
 
 
