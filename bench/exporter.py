@@ -77,13 +77,14 @@ def exporter(workdir: Path) -> Iterator[Exporter]:
     http_port, statsd_port = free_tcp_port(), free_udp_port()
     env = {
         **os.environ,
-        "EXPORTER_HOST": "127.0.0.1",
-        "EXPORTER_PORT": str(http_port),
+        "ADMIN_HOST": "127.0.0.1",
+        "ADMIN_PORT": str(http_port),
+        "CONTROL_PORT": str(free_tcp_port()),
         "STATSD_HOST": "127.0.0.1",
         "STATSD_PORT": str(statsd_port),
         "EXPORTER_JSON_URL": "",
         "EXPORTER_MAX_SERIES_PER_METRIC": "20000",
-        "EXPORTER_LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "WARNING",
     }
     env.pop("EXPORTER_CONFIG", None)
     log = (workdir / "exporter.log").open("wb")

@@ -88,6 +88,7 @@ def start_pod(workdir: Path, with_sidecars: bool) -> tuple[Pod, dict[str, int]]:
                 "CONFIG_SOURCE_DIR": str(source),
                 "CONFIG_TARGET_DIR": str(config),
                 "CONFIG_RELOAD_URL": f"http://127.0.0.1:{pod.app_port}/-/reload",
+                "ADMIN_HOST": "127.0.0.1",
                 "ADMIN_PORT": str(admin["config-sidecar"]),
             },
         )
@@ -101,6 +102,7 @@ def start_pod(workdir: Path, with_sidecars: bool) -> tuple[Pod, dict[str, int]]:
                 "LOG_STATE_DIR": str(workdir / "state"),
                 "LOG_SINK": "file",
                 "LOG_FILE_SINK_PATH": str(workdir / "shipped.ndjson"),
+                "ADMIN_HOST": "127.0.0.1",
                 "ADMIN_PORT": str(admin["log-sidecar"]),
             },
         )
@@ -108,7 +110,10 @@ def start_pod(workdir: Path, with_sidecars: bool) -> tuple[Pod, dict[str, int]]:
             "exporter",
             "metrics_exporter",
             {
-                "EXPORTER_PORT": str(admin["exporter"]),
+                "ADMIN_HOST": "127.0.0.1",
+                "ADMIN_PORT": str(admin["exporter"]),
+                "CONTROL_PORT": str(free_tcp_port()),
+                "STATSD_HOST": "127.0.0.1",
                 "STATSD_PORT": str(statsd_port),
                 "EXPORTER_JSON_URL": f"http://127.0.0.1:{pod.app_port}/stats",
             },

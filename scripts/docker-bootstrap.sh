@@ -11,7 +11,8 @@
 #   base        debootstrap bookworm + python3, `docker import` as $BASE_IMAGE
 #   prometheus  build sidecar-lab/prometheus:$IMAGE_TAG from Debian's prometheus package
 #   images      docker build every service image (and the Elasticsearch emulator) on $BASE_IMAGE
-#               (`make images`; `make e2e` lets compose build them instead, same Dockerfiles)
+#               (`make images`; `make e2e` lets compose build them instead, same Dockerfiles:
+#               services/Dockerfile for the Python services, SERVICE=<name> picks the stage)
 #
 # Environment (default):
 #   BASE_IMAGE (sidecar-lab/python-base:bookworm)   IMAGE_TAG (0.1.0)
@@ -31,12 +32,14 @@ REBUILD_BASE="${REBUILD_BASE:-0}"
 PROMETHEUS_IMAGE="sidecar-lab/prometheus:${IMAGE_TAG}"
 HOST_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The Python services share one Dockerfile whose SERVICE build arg picks the service's stage.
+PYTHON_SERVICES_DOCKERFILE=services/Dockerfile
 # image name -> Dockerfile, all built with the repository root as context
 SERVICE_IMAGES=(
-    "app:services/app/Dockerfile"
-    "config-sidecar:services/config-sidecar/Dockerfile"
-    "log-sidecar:services/log-sidecar/Dockerfile"
-    "exporter:services/exporter/Dockerfile"
+    "app:${PYTHON_SERVICES_DOCKERFILE}"
+    "config-sidecar:${PYTHON_SERVICES_DOCKERFILE}"
+    "log-sidecar:${PYTHON_SERVICES_DOCKERFILE}"
+    "exporter:${PYTHON_SERVICES_DOCKERFILE}"
     "es-emulator:services/sink-emulators/Dockerfile"
 )
 
@@ -184,13 +187,16 @@ build_prometheus() {
 
 build_images() {
     local entry name dockerfile
+    local -a service_arg
     for entry in "${SERVICE_IMAGES[@]}"; do
         name="${entry%%:*}"
         dockerfile="${entry#*:}"
+        service_arg=()
+        [[ $dockerfile == "$PYTHON_SERVICES_DOCKERFILE" ]] && service_arg=(--build-arg "SERVICE=$name")
         log "images: sidecar-lab/${name}:${IMAGE_TAG} (BASE_IMAGE=$BASE_IMAGE)"
         # --network host: pip inside the build reaches PyPI only through the host's network here.
         docker build --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" \
-            --build-arg "VERSION=$IMAGE_TAG" -f "$REPO_ROOT/$dockerfile" \
+            --build-arg "VERSION=$IMAGE_TAG" "${service_arg[@]}" -f "$REPO_ROOT/$dockerfile" \
             -t "sidecar-lab/${name}:${IMAGE_TAG}" "$REPO_ROOT" >&2
     done
 }

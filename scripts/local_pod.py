@@ -57,7 +57,13 @@ RESTART_BACKOFF_MAX_SECONDS = 30.0
 STOP_GRACE_SECONDS = 25.0
 
 # Contract ports (ARCHITECTURE.md); LOCAL_POD_PORT_OFFSET shifts all of them at once.
-CONTRACT_PORTS = {"APP_PORT": 8080, "CONFIG_SIDECAR_PORT": 8081, "LOG_SIDECAR_PORT": 8082, "EXPORTER_PORT": 9102}
+CONTRACT_PORTS = {
+    "APP_PORT": 8080,
+    "CONFIG_SIDECAR_PORT": 8081,
+    "LOG_SIDECAR_PORT": 8082,
+    "EXPORTER_PORT": 9102,
+    "EXPORTER_CONTROL_PORT": 9101,
+}
 CONTRACT_STATSD_PORT = 9125
 
 
@@ -73,6 +79,9 @@ class Settings:
     config_sidecar_port: int | None = setting("CONFIG_SIDECAR_PORT", None, "config sidecar admin port (8081 + offset)")
     log_sidecar_port: int | None = setting("LOG_SIDECAR_PORT", None, "log sidecar admin port (8082 + offset)")
     exporter_port: int | None = setting("EXPORTER_PORT", None, "exporter metrics port (9102 + offset)")
+    exporter_control_port: int | None = setting(
+        "EXPORTER_CONTROL_PORT", None, "exporter control port, POST /-/reload (9101 + offset)"
+    )
     statsd_port: int | None = setting("STATSD_PORT", None, "exporter statsd UDP port (9125 + offset)")
     es_url: str | None = setting("ES_URL", None, "ship logs to this Elasticsearch; unset = LOG_SINK=file")
     startup_timeout: float = setting("LOCAL_POD_STARTUP_TIMEOUT", 60.0, "seconds each container has to start")
@@ -202,8 +211,9 @@ def pod_containers(settings: Settings, volumes: Volumes) -> list[Container]:
             name="exporter",
             argv=(python, "-m", "metrics_exporter"),
             env={
-                "EXPORTER_HOST": host,
-                "EXPORTER_PORT": str(settings.port("EXPORTER_PORT")),
+                "ADMIN_HOST": host,
+                "ADMIN_PORT": str(settings.port("EXPORTER_PORT")),
+                "CONTROL_PORT": str(settings.port("EXPORTER_CONTROL_PORT")),
                 "STATSD_HOST": host,
                 "STATSD_PORT": str(statsd_port),
                 "EXPORTER_JSON_URL": f"{app_url}/stats",

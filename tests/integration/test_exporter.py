@@ -5,6 +5,7 @@ requests, ``http_requests_total`` summed over status is exactly N — the
 aggregation across workers that client_python's multiprocess mode struggles with.
 (b) Debian's ``prometheus`` scrapes the exporter every second: its HTTP API shows
 the target up and the values the test sent; ``promtool check metrics`` is clean.
+(c) ``POST /-/reload`` is answered only on the loopback control port, never on a public socket.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import ServiceProcess, free_tcp_port, free_udp_port, wait_until
 from tests.support.json_stub import JsonStub
+from tests.support.netns import PrivateNetwork, listening_sockets
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -107,8 +110,9 @@ def start_exporter(tmp_path: Path) -> Iterator[StartExporter]:
         path = tmp_path / "mapping.yaml"
         http_port, statsd_port = free_tcp_port(), free_udp_port()
         env = {
-            "EXPORTER_HOST": "127.0.0.1",
-            "EXPORTER_PORT": str(http_port),
+            "ADMIN_HOST": "127.0.0.1",
+            "ADMIN_PORT": str(http_port),
+            "CONTROL_PORT": str(free_tcp_port()),
             "STATSD_HOST": "127.0.0.1",
             "STATSD_PORT": str(statsd_port),
             "EXPORTER_CONFIG": "",
@@ -357,8 +361,61 @@ def test_sighup_reloads_and_sigterm_stops_cleanly(start_exporter: StartExporter)
 def test_an_invalid_mapping_stops_the_start_with_exit_2(tmp_path: Path) -> None:
     mapping = tmp_path / "bad.yaml"
     mapping.write_text("mappings: [{match: a, name: hits, type: counter}]\n")
-    env = {"EXPORTER_CONFIG": str(mapping), "EXPORTER_PORT": str(free_tcp_port()), "STATSD_PORT": str(free_udp_port())}
+    env = {
+        "EXPORTER_CONFIG": str(mapping),
+        "ADMIN_HOST": "127.0.0.1",
+        "ADMIN_PORT": str(free_tcp_port()),
+        "CONTROL_PORT": str(free_tcp_port()),
+        "STATSD_HOST": "127.0.0.1",
+        "STATSD_PORT": str(free_udp_port()),
+    }
     process = ServiceProcess.python_module("metrics_exporter", env, tmp_path / "exporter.log").start()
     assert process.proc is not None
     assert process.proc.wait(30) == 2
-    assert "must end with _total" in process.output()
+    errors = [line for line in process.output().splitlines() if line.startswith("metrics-exporter: ")]
+    assert len(errors) == 1, process.output()
+    assert errors[0].startswith(f"metrics-exporter: configuration error: EXPORTER_CONFIG: {mapping}: ")
+    assert "must end with _total" in errors[0]
+
+
+# --- (c) the reload endpoint never reachable from outside the pod ----------------------------
+
+
+def test_no_public_socket_accepts_a_reload(tmp_path: Path) -> None:
+    """With every default (ADMIN_HOST=0.0.0.0, as in a pod), only the loopback control socket reloads.
+
+    The exporter runs in a network namespace of its own, so its 0.0.0.0 sockets are exactly as
+    reachable as in a pod and nothing outside this test can reach them; its default ports are free there.
+    """
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(MAPPING)
+    network = PrivateNetwork()
+    process = ServiceProcess(
+        network.command([sys.executable, "-m", "metrics_exporter"]),
+        {"EXPORTER_CONFIG": str(mapping), "EXPORTER_JSON_URL": ""},
+        tmp_path / "exporter.log",
+    ).start()
+    try:
+        wait_until(
+            lambda: network.request("GET", "http://127.0.0.1:9102/readyz")[0] == 200,
+            timeout=30,
+            message=f"exporter ready: {process.output()}",
+        )
+        sockets = listening_sockets(process.pid)
+        assert [s for s in sockets if not s.loopback_only], f"the admin port binds every interface: {sockets}"
+        answers = {
+            (s.address, s.port): network.request("POST", f"http://{s.reachable_address}:{s.port}/-/reload")
+            for s in sockets
+        }
+        for s in sockets:
+            status, body = answers[(s.address, s.port)]
+            if s.loopback_only:
+                assert status == 200, (s, body)
+                assert json.loads(body)["status"] == "reloaded"
+            else:
+                assert status == 404, (s, body)
+                assert json.loads(body) == {"error": "not found", "detail": "/-/reload"}
+        assert ("127.0.0.1", 9101) in answers, f"the control port listens on loopback: {sockets}"
+    finally:
+        process.stop()
+        network.close()

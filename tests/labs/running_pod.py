@@ -33,6 +33,7 @@ class LocalPod:
             "CONFIG_SIDECAR_PORT": free_tcp_port(),
             "LOG_SIDECAR_PORT": free_tcp_port(),
             "EXPORTER_PORT": free_tcp_port(),
+            "EXPORTER_CONTROL_PORT": free_tcp_port(),
             "STATSD_PORT": free_udp_port(),
         }
         # The log sidecar re-globs LOG_PATHS every 10 s and app.log appears only after it starts:

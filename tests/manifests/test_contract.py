@@ -107,7 +107,7 @@ def test_ports_and_probes_follow_the_variables(renderings):
         if uses_own_command(container):
             continue
         settings = load_settings(settings_class(service), literal_env(container))
-        listen = settings.admin_port if service in ("config-sidecar", "log-sidecar") else settings.port
+        listen = settings.port if service == "app" else settings.admin_port
         ports = {p["containerPort"]: p for p in container.get("ports", [])}
         where = f"{name}: {resource_name(doc)} {container['name']}"
         if listen not in ports:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.manifests.conftest import require_tool
 from tests.manifests.rendering import ROOT, unique_documents
 
 SHELL_SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
-SERVICE_DOCKERFILES = sorted((ROOT / "services").glob("*/Dockerfile"))
+# The Python services' images: one shared Dockerfile, one stage per service (SERVICE picks it).
+PYTHON_SERVICES_DOCKERFILE = ROOT / "services" / "Dockerfile"
+SERVICE_DOCKERFILES = [PYTHON_SERVICES_DOCKERFILE, *sorted((ROOT / "services").glob("*/Dockerfile"))]
 OTHER_DOCKERFILES = sorted(
     p for p in ROOT.glob("**/Dockerfile") if ".venv" not in p.parts and "services" not in p.relative_to(ROOT).parts
 )
@@ -65,14 +69,33 @@ def hadolint(path: Path | str, stdin: str | None = None) -> subprocess.Completed
     return subprocess.run([binary, str(path)], input=stdin, capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_every_service_has_a_dockerfile():
-    assert {p.parent.name for p in SERVICE_DOCKERFILES} == {
-        "app",
-        "config-sidecar",
-        "log-sidecar",
-        "exporter",
-        "sink-emulators",
+def python_service_stages() -> set[str]:
+    """The stages of services/Dockerfile named after a service directory."""
+    stages = set(re.findall(r"^FROM \S+ AS (\S+)$", PYTHON_SERVICES_DOCKERFILE.read_text(), re.MULTILINE))
+    return {stage for stage in stages if (ROOT / "services" / stage).is_dir()}
+
+
+def test_every_service_has_exactly_one_image_recipe():
+    """A stage in services/Dockerfile or a Dockerfile of its own (the emulators', the mesh proxy's), never both."""
+    stages = python_service_stages()
+    assert {"app", "config-sidecar", "log-sidecar", "exporter"} <= stages
+    for directory in sorted(p for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").is_file()):
+        own = (directory / "Dockerfile").is_file()
+        assert own != (directory.name in stages), f"services/{directory.name}: {'both' if own else 'no'} image recipe"
+
+
+def test_compose_builds_each_python_service_from_its_stage():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    built = {
+        name: service["build"]
+        for name, service in services.items()
+        if service.get("build", {}).get("dockerfile") == "services/Dockerfile"
     }
+    assert {build["args"]["SERVICE"] for build in built.values()} == python_service_stages()
+    for name, build in built.items():
+        service = build["args"]["SERVICE"]
+        assert services[name]["image"].startswith(f"sidecar-lab/{service}:"), f"{name} builds {service}"
+        assert build["context"] == ".", "the build context is the repository root (libs/ must be reachable)"
 
 
 @pytest.mark.parametrize("dockerfile", SERVICE_DOCKERFILES + OTHER_DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))

@@ -41,8 +41,22 @@ def settings_class(package: str) -> type[Any]:
 
 
 def settings_variables(package: str) -> set[str]:
-    """Every environment variable the package reads."""
-    return {f.metadata["env"] for f in dataclasses.fields(settings_class(package)) if "env" in f.metadata}
+    """Every environment variable the package reads: each field's name and its older names (aliases)."""
+    return set(settings_names(package)) | set(settings_aliases(package))
+
+
+def settings_names(package: str) -> list[str]:
+    """The variable of each settings field (what ``--help`` lists, with its default)."""
+    return [f.metadata["env"] for f in dataclasses.fields(settings_class(package)) if "env" in f.metadata]
+
+
+def settings_aliases(package: str) -> dict[str, str]:
+    """Older names still read, each mapped to the variable it stands for (EXPORTER_PORT -> ADMIN_PORT)."""
+    return {
+        alias: f.metadata["env"]
+        for f in dataclasses.fields(settings_class(package))
+        for alias in f.metadata.get("aliases", ())
+    }
 
 
 def readme_table(directory: str) -> dict[str, str] | None:
@@ -55,4 +69,14 @@ def readme_table(directory: str) -> dict[str, str] | None:
         match = README_ROW.match(line)
         if match:
             rows[match.group(1)] = match.group(2).strip().strip("`")
+    return rows
+
+
+def readme_rows(directory: str) -> dict[str, str]:
+    """Each variable's whole row of services/<directory>/README.md's table (to read its meaning)."""
+    rows: dict[str, str] = {}
+    for line in (ROOT / "services" / directory / "README.md").read_text().splitlines():
+        match = README_ROW.match(line)
+        if match:
+            rows[match.group(1)] = line
     return rows

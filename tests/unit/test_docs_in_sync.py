@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from sidecar_common.settings import describe_settings
-from tests.support.service_settings import SERVICE_PACKAGES, readme_table, settings_class, settings_variables
+from tests.support.service_settings import (
+    SERVICE_PACKAGES,
+    readme_rows,
+    readme_table,
+    settings_aliases,
+    settings_class,
+    settings_variables,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,8 +42,13 @@ def test_readme_lists_every_variable_of_the_settings(directory: str, package: st
         f"missing {sorted(code_vars - set(readme))}, stale {sorted(set(readme) - code_vars)}"
     )
     # Each README default must be how --help shows it (the table may add words, e.g. "8080 (tcp)").
+    # An older name's row says which variable it stands for.
     shown = help_defaults(cls)
+    for alias, variable in settings_aliases(package).items():
+        assert f"`{variable}`" in readme_rows(directory)[alias], f"{alias}: the README should name {variable}"
     for var, default in readme.items():
+        if var not in shown:
+            continue  # an older name: no default of its own
         expected = shown[var].split("  ")[0]
         if expected in ("(unset)", "(required)", "(empty)", ""):
             continue

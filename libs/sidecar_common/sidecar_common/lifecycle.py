@@ -89,32 +89,34 @@ def run_service(
     """Parse settings, build the service, run it until SIGTERM/SIGINT; return the exit code.
 
     ``commands`` adds subcommands to the parser; ``run_command`` runs one and returns its
-    exit code, or None to run the service (no subcommand given).
+    exit code, or None to run the service (no subcommand given). A command that raises
+    SettingsError or StartupError gets the same one-line error and exit code as the service.
     """
     settings, args = parse_cli(settings_type, prog, description, argv, environ, configure=commands)
-    if run_command is not None:
-        code = run_command(settings, args)
-        if code is not None:
-            return code
     configure_logging(prog, str(getattr(settings, "log_level", "INFO")))
     try:
-        service = build(settings)
+        if run_command is not None:
+            code = run_command(settings, args)
+            if code is not None:
+                return code
+        return _serve(prog, build(settings))
     except SettingsError as exc:
         return _fail(prog, "configuration error", exc, EXIT_CONFIG)
+    except StartupError as exc:
+        return _fail(prog, "cannot start", exc, EXIT_UNAVAILABLE)
+
+
+def _serve(prog: str, service: Service) -> int:
+    """Start, run until a signal, close whatever happened; StartupError and SettingsError propagate."""
     shutdown = GracefulShutdown()
     shutdown.install()
     if isinstance(service, Reloadable):
         _install_reload(service)
     try:
         service.start()
-    except StartupError as exc:
-        service.close()
-        return _fail(prog, "cannot start", exc, EXIT_UNAVAILABLE)
-    except SettingsError as exc:
-        service.close()
-        return _fail(prog, "configuration error", exc, EXIT_CONFIG)
-    try:
         service.run(shutdown.stop)
+    except (StartupError, SettingsError):
+        raise
     except Exception:  # the last line of defence: say what happened, exit non-zero, let the pod restart us
         logger.exception("%s failed", prog)
         return EXIT_FAILED

@@ -1,11 +1,9 @@
-"""Wire the sidecar together from its settings: reader, validator, publisher, notifier, loop, admin."""
+"""The config sidecar as one service: reader, validator, publisher, notifier, loop and admin, wired once."""
 
 from __future__ import annotations
 
 import logging
-import sys
 import threading
-from typing import TextIO
 
 from prometheus_client import CollectorRegistry
 
@@ -20,15 +18,12 @@ from config_sidecar.signal_reload import SignalReloader
 from config_sidecar.source import NameFilter, SourceReader
 from config_sidecar.status import SyncState
 from config_sidecar.sync import Syncer, SyncResult
-from config_sidecar.validate import Validator, load_schema
+from config_sidecar.validate import SchemaLoadError, Validator, load_schema
 from config_sidecar.watcher import DirectoryWatcher
-from sidecar_common import AdminServer, Backoff, Endpoint, Heartbeat, json_response
+from sidecar_common import AdminServer, Backoff, Endpoint, Heartbeat, SettingsError, StartupError, json_response
 from sidecar_common.admin import Request, Response
 
 logger = logging.getLogger(__name__)
-
-EXIT_INVALID = 1
-EXIT_IO_ERROR = 3
 
 
 def build_reloader(settings: Settings) -> Reloader | None:
@@ -41,7 +36,11 @@ def build_reloader(settings: Settings) -> Reloader | None:
 
 
 class ConfigSidecar:
-    """The running sidecar: a sync loop thread, a reload notifier thread and the admin server."""
+    """The running sidecar: a sync loop thread, a reload notifier thread and the admin server.
+
+    Built without side effects (a bad CONFIG_SCHEMA_FILE is a SettingsError); ``start()``
+    binds the admin port and starts the threads; ``close()`` stops them in order.
+    """
 
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
         self.settings = settings
@@ -49,18 +48,21 @@ class ConfigSidecar:
         self.metrics = SidecarMetrics(self.registry)
         reloader = None if settings.oneshot else build_reloader(settings)
         self.state = SyncState(self.metrics, reload_mode="none" if reloader is None else settings.reload_mode)
-        checker = load_schema(settings.schema_file) if settings.schema_file is not None else None
+        try:
+            checker = load_schema(settings.schema_file) if settings.schema_file is not None else None
+        except SchemaLoadError as exc:
+            raise SettingsError("CONFIG_SCHEMA_FILE", str(exc)) from None
         name_filter = NameFilter(settings.ignore_patterns)
-        self.watch_heartbeat = Heartbeat("config-watcher", settings.heartbeat_seconds)
+        # The loop wakes to beat at least every CONFIG_HEARTBEAT_SECONDS; a sync pass between
+        # two beats reads and writes a few small files.
+        heartbeats = [Heartbeat("config-watcher", settings.heartbeat_seconds)]
         self.notifier: ReloadNotifier | None = None
-        heartbeats = [self.watch_heartbeat]
         if reloader is not None:
-            self.notify_heartbeat = Heartbeat("reload-notifier", settings.heartbeat_seconds)
-            heartbeats.append(self.notify_heartbeat)
+            # The notifier also blocks in one reload request for up to its timeout.
+            beat = Heartbeat("reload-notifier", max(settings.heartbeat_seconds, settings.reload_timeout_seconds))
+            heartbeats.append(beat)
             backoff = Backoff(settings.reload_backoff_seconds, settings.reload_backoff_max_seconds)
-            self.notifier = ReloadNotifier(
-                reloader, self.state, backoff, self.notify_heartbeat, settings.heartbeat_seconds
-            )
+            self.notifier = ReloadNotifier(reloader, self.state, backoff, beat, settings.heartbeat_seconds)
         self.syncer = Syncer(
             SourceReader(settings.source_dir, name_filter),
             Validator(checker, settings.schema_targets),
@@ -69,31 +71,30 @@ class ConfigSidecar:
             self.notifier,
         )
         self.debouncer = Debouncer(settings.debounce_seconds, settings.debounce_max_seconds)
-        watcher = DirectoryWatcher(settings.source_dir, name_filter, self.debouncer.poke) if settings.watch else None
-        self.watcher = watcher
+        self.watcher = (
+            DirectoryWatcher(settings.source_dir, name_filter, self.debouncer.poke) if settings.watch else None
+        )
         self.loop = SyncLoop(
             self.syncer,
             self.debouncer,
-            watcher,
-            self.watch_heartbeat,
+            self.watcher,
+            heartbeats[0],
             settings.resync_seconds,
             settings.heartbeat_seconds,
         )
-        self.admin: AdminServer | None = None
         self._heartbeats = heartbeats
+        self.admin = AdminServer(
+            Endpoint(settings.admin_host, settings.admin_port), self.registry, heartbeats, self.state.ready
+        )
+        self.admin.route("GET", "/status", self._status)
+        self._started = False
 
     def start(self) -> None:
         """Serve the admin port, restore what a previous run published, then start the threads."""
         for heartbeat in self._heartbeats:
             heartbeat.beat()  # the threads beat from their first turn on; this covers the moment before
-        self.admin = AdminServer(
-            Endpoint(self.settings.admin_host, self.settings.admin_port),
-            self.registry,
-            self._heartbeats,
-            self.state.ready,
-        )
-        self.admin.route("GET", "/status", self._status)
         self.admin.start()
+        self._started = True
         self.syncer.restore()
         if self.notifier is not None:
             self.notifier.start()
@@ -109,38 +110,41 @@ class ConfigSidecar:
             },
         )
 
-    def stop(self) -> None:
-        """Stop in order: input (watch, loop) first, then the notifier, then the admin port."""
+    def run(self, stop: threading.Event) -> None:
+        """Serve until ``stop``; nothing to drain (a pending reload is sent again by the next start)."""
+        stop.wait()
+
+    def close(self) -> None:
+        """Stop in order: input (watch, loop) first, then the notifier, then the admin port; idempotent."""
         if self.watcher is not None:
             self.watcher.stop()
         self.loop.close()
         if self.notifier is not None:
             self.notifier.close()
-        if self.admin is not None:
-            self.admin.close()
-        logger.info("config sidecar stopped")
+        self.admin.close()
+        if self._started:
+            self._started = False
+            logger.info("config sidecar stopped")
 
-    def run(self, stop: threading.Event) -> int:
-        self.start()
-        try:
-            stop.wait()
-        finally:
-            self.stop()
-        return 0
+    def sync_once(self) -> None:
+        """CONFIG_ONESHOT: sync once without telling anybody (an init container runs before the app).
 
-    def run_once(self, err: TextIO = sys.stderr) -> int:
-        """Sync once without telling anybody (an init container runs before the app); return the exit code."""
+        An invalid source is a configuration error (exit 2, fix the ConfigMap); a source
+        that cannot be read or a target that cannot be written is unavailable (exit 3).
+        """
         self.syncer.restore()
         result = self.syncer.sync("oneshot")
         if result in (SyncResult.PUBLISHED, SyncResult.UNCHANGED):
-            return 0
+            return
         error = self.state.snapshot()["last_error"] or {}
         where = error.get("file") or ""
         if error.get("line") is not None:
             where += f": line {error['line']}"
-        what = "invalid config" if result is SyncResult.INVALID else "sync failed"
-        print(f"config-sidecar: {what}: {where + ': ' if where else ''}{error.get('reason', result)}", file=err)
-        return EXIT_INVALID if result is SyncResult.INVALID else EXIT_IO_ERROR
+        reason = f"{where + ': ' if where else ''}{error.get('reason', result)}"
+        if result is SyncResult.INVALID:
+            raise SettingsError("CONFIG_SOURCE_DIR", f"invalid config: {reason}")
+        variable = "CONFIG_TARGET_DIR" if error.get("stage") == "publish" else "CONFIG_SOURCE_DIR"
+        raise StartupError(variable, reason)
 
     def _status(self, request: Request) -> Response:
         document = self.state.snapshot()

@@ -6,7 +6,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from sidecar_common import SettingsError, setting
+from sidecar_common import SettingsError, admin_host_setting, admin_port_setting, log_level_setting, setting
 
 # Editors leave these next to the real file while saving (vim's swap files and its
 # "4913" writability probe, emacs autosaves, "~" backups); they are never config.
@@ -24,15 +24,21 @@ class Settings:
         "CONFIG_TARGET_DIR", Path("/etc/app/config"), "directory to publish into (the app's APP_CONFIG_DIR)"
     )
     reload_url: str = setting(
-        "CONFIG_RELOAD_URL", "http://localhost:8080/-/reload", "URL to POST after a publish; empty = no HTTP reload"
+        "CONFIG_RELOAD_URL",
+        "http://localhost:8079/-/reload",
+        "URL to POST after a publish (the app's loopback control port); empty = no HTTP reload",
     )
     reload_verify: bool = setting(
         "CONFIG_RELOAD_VERIFY",
         True,
         "count a reload as applied only if the 2xx body's version equals the published one",
     )
-    reload_timeout_seconds: float = setting("CONFIG_RELOAD_TIMEOUT_SECONDS", 5.0, "timeout of one reload request")
-    reload_backoff_seconds: float = setting("CONFIG_RELOAD_BACKOFF_SECONDS", 0.1, "first retry delay of a reload")
+    reload_timeout_seconds: float = setting(
+        "CONFIG_RELOAD_TIMEOUT_SECONDS", 5.0, "timeout of one reload request", exclusive_minimum=0
+    )
+    reload_backoff_seconds: float = setting(
+        "CONFIG_RELOAD_BACKOFF_SECONDS", 0.1, "first retry delay of a reload", exclusive_minimum=0
+    )
     reload_backoff_max_seconds: float = setting(
         "CONFIG_RELOAD_BACKOFF_MAX_SECONDS", 10.0, "longest retry delay of a reload (exponential, jittered)"
     )
@@ -47,43 +53,42 @@ class Settings:
         "CONFIG_SCHEMA_TARGET", ("app.yaml",), "comma-separated files the schema applies to (must be present)"
     )
     resync_seconds: float = setting(
-        "CONFIG_RESYNC_SECONDS", 30.0, "full content re-hash period; catches missed events and inotify overflow"
+        "CONFIG_RESYNC_SECONDS",
+        30.0,
+        "full content re-hash period; catches missed events and inotify overflow",
+        exclusive_minimum=0,
     )
     watch: bool = setting("CONFIG_WATCH", True, "watch the source dir with inotify; false = periodic re-hash only")
     debounce_seconds: float = setting(
-        "CONFIG_DEBOUNCE_SECONDS", 0.05, "quiet period after the last change event (a ..data swap syncs at once)"
+        "CONFIG_DEBOUNCE_SECONDS",
+        0.05,
+        "quiet period after the last change event (a ..data swap syncs at once)",
+        minimum=0,
     )
     debounce_max_seconds: float = setting(
-        "CONFIG_DEBOUNCE_MAX_SECONDS", 1.0, "sync at the latest this long after the first event of a burst"
+        "CONFIG_DEBOUNCE_MAX_SECONDS",
+        1.0,
+        "sync at the latest this long after the first event of a burst",
+        exclusive_minimum=0,
     )
     ignore_patterns: tuple[str, ...] = setting(
         "CONFIG_IGNORE_PATTERNS", DEFAULT_IGNORE_PATTERNS, "comma-separated globs of editor temp files to skip"
     )
     oneshot: bool = setting("CONFIG_ONESHOT", False, "sync once and exit (init container); never sends a reload")
     heartbeat_seconds: float = setting(
-        "CONFIG_HEARTBEAT_SECONDS", 5.0, "the sync loop beats at least this often; /livez fails after 3 misses"
+        "CONFIG_HEARTBEAT_SECONDS",
+        5.0,
+        "the sync loop beats at least this often; /livez fails after 3 misses",
+        exclusive_minimum=0,
     )
-    admin_host: str = setting("ADMIN_HOST", "0.0.0.0", "address of the admin HTTP server")
-    admin_port: int = setting("ADMIN_PORT", 8081, "port of /livez, /readyz, /status and /metrics")
-    log_level: str = setting("LOG_LEVEL", "INFO", "log level (DEBUG, INFO, WARNING, ERROR)")
+    log_level: str = log_level_setting()
+    admin_host: str = admin_host_setting()
+    admin_port: int = admin_port_setting(8081, "/livez, /readyz, /status and /metrics")
 
     def validate(self) -> None:
-        """Reject combinations that parse but cannot work, naming the variable."""
-        for name, value in (
-            ("CONFIG_RESYNC_SECONDS", self.resync_seconds),
-            ("CONFIG_RELOAD_TIMEOUT_SECONDS", self.reload_timeout_seconds),
-            ("CONFIG_RELOAD_BACKOFF_SECONDS", self.reload_backoff_seconds),
-            ("CONFIG_HEARTBEAT_SECONDS", self.heartbeat_seconds),
-            ("CONFIG_DEBOUNCE_MAX_SECONDS", self.debounce_max_seconds),
-        ):
-            if value <= 0:
-                raise SettingsError(name, f"must be > 0, got {value}")
-        if self.debounce_seconds < 0:
-            raise SettingsError("CONFIG_DEBOUNCE_SECONDS", f"must be >= 0, got {self.debounce_seconds}")
+        """Reject combinations that parse but cannot work, naming the variable (ranges are declared above)."""
         if self.reload_backoff_max_seconds < self.reload_backoff_seconds:
             raise SettingsError("CONFIG_RELOAD_BACKOFF_MAX_SECONDS", "must be >= CONFIG_RELOAD_BACKOFF_SECONDS")
-        if not 0 <= self.admin_port <= 65535:
-            raise SettingsError("ADMIN_PORT", f"must be a TCP port, got {self.admin_port}")
         if self.reload_url and not self.reload_url.startswith(("http://", "https://")):
             raise SettingsError("CONFIG_RELOAD_URL", "must be an http:// or https:// URL (or empty)")
         if self.reload_signal:

@@ -3,6 +3,9 @@
 ``/metrics`` is our own route rather than AdminServer's built-in one because the
 JSON source needs Prometheus' ``X-Prometheus-Scrape-Timeout-Seconds`` header at
 collect time; encoding (text or OpenMetrics) and gzip stay the shared ones.
+``POST /-/reload`` changes state, so it is served only on the loopback control
+port (CONTROL_PORT): Prometheus, which reaches ADMIN_PORT from outside the pod,
+gets a 404 there.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from metrics_exporter.exposition import Exposition, parse_scrape_timeout
 from metrics_exporter.reloader import ConfigReloader
+from metrics_exporter.settings import Settings
 from sidecar_common import AdminServer, Endpoint, Heartbeat, Response, json_response
 from sidecar_common.admin import Request
 
@@ -21,8 +25,7 @@ SCRAPE_TIMEOUT_HEADER = "x-prometheus-scrape-timeout-seconds"
 
 
 def build_admin_server(
-    host: str,
-    port: int,
+    settings: Settings,
     exposition: Exposition,
     reloader: ConfigReloader,
     heartbeats: Sequence[Heartbeat],
@@ -31,7 +34,11 @@ def build_admin_server(
     """Create the admin server with the exporter's routes; ``start()`` (the caller's) binds it."""
     # The registry is unused: our /metrics route replaces the built-in one.
     server = AdminServer(
-        Endpoint(host, port, "EXPORTER_PORT"), CollectorRegistry(), heartbeats=list(heartbeats), ready=ready
+        Endpoint(settings.admin_host, settings.admin_port),
+        CollectorRegistry(),
+        heartbeats=list(heartbeats),
+        ready=ready,
+        control=Endpoint.control(settings.control_port),
     )
 
     def metrics(request: Request) -> Response:
@@ -58,5 +65,5 @@ def build_admin_server(
         )
 
     server.route("GET", "/metrics", metrics)
-    server.route("POST", "/-/reload", reload)
+    server.route("POST", "/-/reload", reload, control=True)
     return server

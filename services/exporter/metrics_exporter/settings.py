@@ -7,7 +7,15 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sidecar_common import SettingsError, setting
+from sidecar_common import (
+    SettingsError,
+    admin_host_setting,
+    admin_port_setting,
+    control_port_setting,
+    log_level_setting,
+    port_setting,
+    setting,
+)
 
 
 class UnmappedPolicy(StrEnum):
@@ -24,9 +32,12 @@ MIN_READ_BUFFER_BYTES = 65536
 class Settings:
     """Every variable the exporter reads; ``--help`` and the README table list the same fields."""
 
-    port: int = setting("EXPORTER_PORT", 9102, "HTTP port for /metrics, /livez, /readyz and /-/reload")
-    host: str = setting("EXPORTER_HOST", "0.0.0.0", "address the HTTP server binds")
-    statsd_port: int = setting("STATSD_PORT", 9125, "UDP port that receives statsd/DogStatsD lines")
+    log_level: str = log_level_setting()
+    admin_host: str = admin_host_setting()
+    # EXPORTER_PORT: the older name, still read (compose, manifests and the architecture table use it).
+    admin_port: int = admin_port_setting(9102, "/metrics, /livez and /readyz", aliases=("EXPORTER_PORT",))
+    control_port: int = control_port_setting(9101, "POST /-/reload")
+    statsd_port: int = port_setting("STATSD_PORT", 9125, "UDP port that receives statsd/DogStatsD lines")
     statsd_host: str = setting("STATSD_HOST", "0.0.0.0", "address the statsd UDP socket binds")
     config_file: Path | None = setting(
         "EXPORTER_CONFIG", None, "mapping YAML (statsd rules and json rules); unset = the built-in default mapping"
@@ -35,51 +46,44 @@ class Settings:
         "EXPORTER_JSON_URL", "http://localhost:8080/stats", "JSON stats fetched at scrape time; empty disables it"
     )
     json_timeout_seconds: float = setting(
-        "EXPORTER_JSON_TIMEOUT_SECONDS", 5.0, "longest a JSON fetch may take (the scrape timeout may shorten it)"
+        "EXPORTER_JSON_TIMEOUT_SECONDS",
+        5.0,
+        "longest a JSON fetch may take (the scrape timeout may shorten it)",
+        exclusive_minimum=0,
     )
     scrape_timeout_margin_seconds: float = setting(
         "EXPORTER_SCRAPE_TIMEOUT_MARGIN_SECONDS",
         0.5,
         "subtracted from X-Prometheus-Scrape-Timeout-Seconds so /metrics answers before Prometheus gives up",
+        minimum=0,
     )
-    # Annotated str (the settings loader parses by annotation); the parser still refuses unknown values.
     unmapped: str = setting(
         "EXPORTER_UNMAPPED",
         UnmappedPolicy.EXPORT.value,
         "export (sanitized name) or drop statsd metrics no rule matches",
-        parse=UnmappedPolicy,
+        choices=tuple(policy.value for policy in UnmappedPolicy),
     )
     max_series_per_metric: int = setting(
-        "EXPORTER_MAX_SERIES_PER_METRIC", 1000, "new label sets beyond this per metric are dropped and counted"
+        "EXPORTER_MAX_SERIES_PER_METRIC",
+        1000,
+        "new label sets beyond this per metric are dropped and counted",
+        minimum=1,
     )
-    max_metrics: int = setting("EXPORTER_MAX_METRICS", 1000, "new statsd metric names beyond this are rejected")
+    max_metrics: int = setting(
+        "EXPORTER_MAX_METRICS", 1000, "new statsd metric names beyond this are rejected", minimum=1
+    )
     default_ttl_seconds: float = setting(
-        "EXPORTER_DEFAULT_TTL_SECONDS", 0.0, "expire statsd series not updated for this long; 0 = never"
+        "EXPORTER_DEFAULT_TTL_SECONDS", 0.0, "expire statsd series not updated for this long; 0 = never", minimum=0
     )
     statsd_read_buffer_bytes: int = setting(
-        "STATSD_READ_BUFFER_BYTES", 8388608, "SO_RCVBUF requested for the UDP socket (the kernel caps it)"
+        "STATSD_READ_BUFFER_BYTES",
+        8388608,
+        "SO_RCVBUF requested for the UDP socket (the kernel caps it)",
+        minimum=MIN_READ_BUFFER_BYTES,
     )
-    log_level: str = setting("EXPORTER_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
 
     def validate(self) -> None:
-        """Refuse values that parse but cannot work, naming the variable."""
-        for variable, port in (("EXPORTER_PORT", self.port), ("STATSD_PORT", self.statsd_port)):
-            if not 0 <= port <= 65535:
-                raise SettingsError(variable, f"port {port} out of range 0..65535")
-        if self.json_timeout_seconds <= 0:
-            raise SettingsError("EXPORTER_JSON_TIMEOUT_SECONDS", "must be > 0")
-        if self.scrape_timeout_margin_seconds < 0:
-            raise SettingsError("EXPORTER_SCRAPE_TIMEOUT_MARGIN_SECONDS", "must be >= 0")
-        if self.max_series_per_metric < 1:
-            raise SettingsError("EXPORTER_MAX_SERIES_PER_METRIC", "must be >= 1")
-        if self.max_metrics < 1:
-            raise SettingsError("EXPORTER_MAX_METRICS", "must be >= 1")
-        if self.default_ttl_seconds < 0:
-            raise SettingsError("EXPORTER_DEFAULT_TTL_SECONDS", "must be >= 0")
-        if self.statsd_read_buffer_bytes < MIN_READ_BUFFER_BYTES:
-            raise SettingsError("STATSD_READ_BUFFER_BYTES", f"must be >= {MIN_READ_BUFFER_BYTES}")
-        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise SettingsError("EXPORTER_LOG_LEVEL", f"unknown level {self.log_level!r}")
+        """Refuse values that parse but cannot work, naming the variable (ranges are declared above)."""
         if self.json_url:
             problem = _http_url_problem(self.json_url)
             if problem:

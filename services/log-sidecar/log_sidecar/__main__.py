@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 from log_sidecar.service import LogSidecar
 from log_sidecar.settings import Settings
-from sidecar_common import GracefulShutdown, StartupError, configure_logging, parse_cli
+from sidecar_common import run_service
 
 DESCRIPTION = (
     "Tail the app's log files (LOG_PATHS) and ship them to Elasticsearch, Fluentd, a file or stdout. "
@@ -17,17 +16,7 @@ DESCRIPTION = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings, _ = parse_cli(Settings, "log-sidecar", DESCRIPTION, argv)
-    configure_logging("log-sidecar", settings.log_level)
-    shutdown = GracefulShutdown()
-    shutdown.install()
-    try:
-        sidecar = LogSidecar(settings, stop=shutdown.stop)
-        sidecar.start()
-    except StartupError as exc:
-        print(f"log-sidecar: cannot start: {exc}", file=sys.stderr)
-        return 2
-    return sidecar.run()
+    return run_service("log-sidecar", Settings, LogSidecar, description=DESCRIPTION, argv=argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from log_sidecar.batching import Batcher
 from log_sidecar.buffer import BoundedBuffer
@@ -21,6 +20,7 @@ from log_sidecar.metrics import Metrics
 from log_sidecar.multiline import JoinedRecord
 from log_sidecar.problems import BadInputReporter
 from log_sidecar.records import TRUNCATED, RecordBuilder, format_timestamp
+from log_sidecar.settings import Settings
 from log_sidecar.tailer import Tail, Tailer
 from sidecar_common import Heartbeat
 
@@ -29,25 +29,17 @@ logger = logging.getLogger(__name__)
 Encode = Callable[[str, str, str], bytes]
 _TRUNCATED_FLAGS = (TRUNCATED,)
 METRICS_INTERVAL = 1.0
-
-
-@dataclass(frozen=True)
-class ReaderOptions:
-    poll_interval: float = 0.1
-    flush_interval: float = 1.0
-    max_line_bytes: int = 262144
-    drain_seconds: float = 10.0
-    # Name dated indices of records without a time of their own by the file's pinned read time
-    # (see tailer.py), not the clock: for sinks whose duplicate check depends on the index.
-    pin_index_time: bool = True
+# What one turn may take besides its poll wait: it reads at most PASS_BYTES per file and stops
+# once the buffer is full (LOG_BUFFER_MAX_BYTES), well under a second of parsing on a loaded box.
+TURN_SECONDS = 2.0
 
 
 class Reader:
-    """Drive the tailer, build documents, fill batches, hand them to the buffer."""
+    """Drive the tailer, build documents, fill batches, hand them to the buffer; ``stop`` starts the drain."""
 
     def __init__(
         self,
-        options: ReaderOptions,
+        settings: Settings,
         tailer: Tailer,
         builder: RecordBuilder,
         encode: Encode,
@@ -55,13 +47,10 @@ class Reader:
         buffer: BoundedBuffer,
         store: CheckpointStore,
         metrics: Metrics,
-        reporter: BadInputReporter,
-        stop: threading.Event,
-        heartbeat: Heartbeat,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.options = options
+        self.settings = settings
         self.tailer = tailer
         self._builder = builder
         self._encode = encode
@@ -69,9 +58,11 @@ class Reader:
         self._buffer = buffer
         self._store = store
         self._metrics = metrics
-        self._reporter = reporter
-        self._stop = stop
-        self._heartbeat = heartbeat
+        self._reporter = BadInputReporter(lambda reason: metrics.malformed.labels(reason).inc(), clock=clock)
+        self.stop = threading.Event()  # set: read what is written, hand it over, end (the drain)
+        # The loop beats every turn: a poll wait plus the turn itself.
+        self.heartbeat = Heartbeat("reader", settings.poll_interval_seconds + TURN_SECONDS)
+        self._pin_index_time = settings.pin_index_time
         self._clock = clock
         self._wall_clock = wall_clock
         self._next_metrics = 0.0
@@ -91,7 +82,7 @@ class Reader:
         build = self._builder.build
         encode = self._encode
         add = self._batcher.add
-        max_line = self.options.max_line_bytes
+        max_line = self.settings.max_line_bytes
         read_ts = format_timestamp(self._wall_clock())
         index_ts = self._index_ts(tail, read_ts)
         offset = start
@@ -135,7 +126,7 @@ class Reader:
     def _lines_multiline(self, tail: Tail, start: int, lines: list[bytes]) -> None:
         joiner = tail.joiner
         assert joiner is not None
-        max_line = self.options.max_line_bytes
+        max_line = self.settings.max_line_bytes
         offset = start
         for line in lines:
             begin = offset
@@ -158,7 +149,7 @@ class Reader:
         if data and data[-1] == 13:
             data = data[:-1]
         if truncated:
-            self._reporter.report("truncated", tail.path, start, f"line cut to {self.options.max_line_bytes} bytes")
+            self._reporter.report("truncated", tail.path, start, f"line cut to {self.settings.max_line_bytes} bytes")
         if tail.joiner is not None:
             if not tail.joiner.pending and (not data or data.isspace()):
                 self._skip(tail.key, end, count=True)
@@ -199,7 +190,7 @@ class Reader:
             return data.decode("utf-8", "replace")
 
     def _index_ts(self, tail: Tail, read_ts: str) -> str:
-        return tail.index_ts if self.options.pin_index_time else read_ts
+        return tail.index_ts if self._pin_index_time else read_ts
 
     def _emit(self, tail: Tail, record: JoinedRecord) -> None:
         read_ts = format_timestamp(self._wall_clock())
@@ -242,8 +233,8 @@ class Reader:
     # The loop -------------------------------------------------------------------
     def run(self) -> None:
         """Read until stopped, then hand over everything read (drain)."""
-        while not self._stop.is_set():
-            self._heartbeat.beat()
+        while not self.stop.is_set():
+            self.heartbeat.beat()
             try:
                 caught_up = self.step()
             except Exception:  # never let one bad turn end the reader; the next turn retries
@@ -251,9 +242,9 @@ class Reader:
                 caught_up = True
             if caught_up:
                 if self._batcher.sealed:
-                    self._buffer.wait_for_room(self._batcher.sealed[0].nbytes, self.options.poll_interval)
+                    self._buffer.wait_for_room(self._batcher.sealed[0].nbytes, self.settings.poll_interval_seconds)
                 else:
-                    self._stop.wait(self.options.poll_interval)
+                    self.stop.wait(self.settings.poll_interval_seconds)
         self._drain()
 
     def step(self) -> bool:
@@ -268,7 +259,7 @@ class Reader:
         tailer.housekeeping(self)
         batcher = self._batcher
         if batcher.open_docs() and (
-            batcher.open_age() >= self.options.flush_interval or (caught_up and self._buffer.idle())
+            batcher.open_age() >= self.settings.flush_interval_seconds or (caught_up and self._buffer.idle())
         ):
             # Caught up and the shipper is idle: send now rather than wait for a full batch.
             batcher.seal()
@@ -285,15 +276,15 @@ class Reader:
         before the sidecar's SIGTERM; a final pass up to the current end of every file ships
         them. Half the deadline is kept for shipping; what does not fit is read next start.
         """
-        self._heartbeat.beat()
+        self.heartbeat.beat()
         started = self._clock()
-        deadline = started + self.options.drain_seconds
+        deadline = started + self.settings.drain_seconds
         try:
-            self._catch_up(started + self.options.drain_seconds / 2)
+            self._catch_up(started + self.settings.drain_seconds / 2)
             self.tailer.flush_all(self)
             self._batcher.seal()
             while self._batcher.sealed and self._clock() < deadline:
-                self._heartbeat.beat()
+                self.heartbeat.beat()
                 if not self._hand_over():
                     self._buffer.wait_for_room(self._batcher.sealed[0].nbytes, 0.1)
             left = self._batcher.sealed_bytes()
@@ -307,7 +298,7 @@ class Reader:
 
     def _catch_up(self, until: float) -> None:
         while self._clock() < until:
-            self._heartbeat.beat()
+            self.heartbeat.beat()
             if not self._hand_over():
                 self._buffer.wait_for_room(self._batcher.sealed[0].nbytes, 0.1)
                 continue

@@ -1,36 +1,28 @@
-"""Wire the log sidecar together: state, reader and shipper threads, admin server, drain on SIGTERM."""
+"""The log sidecar as one service: state-dir lock, the pipeline's two threads, admin server, drain on SIGTERM."""
 
 from __future__ import annotations
 
 import fcntl
 import logging
 import os
-import socket
 import threading
 import time
 from typing import IO
 
 from prometheus_client import CollectorRegistry
 
-from log_sidecar.acks import AckTracker
-from log_sidecar.batching import Batcher
-from log_sidecar.buffer import BoundedBuffer
-from log_sidecar.checkpoint import CheckpointStore
-from log_sidecar.deadletter import DeadLetterFile
-from log_sidecar.metrics import Metrics
-from log_sidecar.problems import BadInputReporter
-from log_sidecar.reader import Reader, ReaderOptions
-from log_sidecar.records import RecordBuilder
+from log_sidecar.pipeline import Pipeline
 from log_sidecar.settings import Settings
-from log_sidecar.shipper import Shipper, ShipperOptions
 from log_sidecar.sinks import Sink, create_sink
-from log_sidecar.tailer import Tailer, TailerOptions
-from sidecar_common import MISSED_BEATS, AdminServer, Endpoint, Heartbeat, StartupError, json_response
+from sidecar_common import AdminServer, Endpoint, StartupError, json_response
 from sidecar_common.admin import Request, Response
 
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
+# After the drain deadline, how long an aborted shipper gets to notice and end its request
+# (close() waits as long for a thread that run() did not drain).
+ABORT_GRACE_SECONDS = 2.0
 
 
 def lock_state_dir(settings: Settings) -> IO[bytes]:
@@ -50,106 +42,20 @@ def lock_state_dir(settings: Settings) -> IO[bytes]:
 
 
 class LogSidecar:
-    """The whole service; ``start()`` then ``run()`` (which returns the exit code after a drain)."""
+    """The whole service: built without side effects; ``start()`` locks, loads and binds; ``run(stop)`` drains."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        stop: threading.Event | None = None,
-        sink: Sink | None = None,
-        registry: CollectorRegistry | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, sink: Sink | None = None, registry: CollectorRegistry | None = None) -> None:
         self.settings = settings
-        self.stop = stop or threading.Event()
-        self.abort = threading.Event()
-        self._lock_handle = lock_state_dir(settings)
-        try:
-            self._assemble(settings, sink, registry)
-        except BaseException:
-            self._lock_handle.close()  # a failed start must not keep the state dir locked
-            raise
-
-    def _assemble(self, settings: Settings, sink: Sink | None, registry: CollectorRegistry | None) -> None:
-        """Build every part; the checkpoint is loaded before anything reads a file."""
         self.registry = registry or CollectorRegistry()
-        self.metrics = Metrics(self.registry)
-        self.store = CheckpointStore(settings.state_dir)
-        self.store.load()
-        self.tracker = AckTracker()
-        try:
-            self.sink = sink or create_sink(settings)
-        except OSError as exc:  # only the file sink touches the disk when created
-            raise StartupError("LOG_FILE_SINK_PATH", f"{settings.file_sink_target}: {exc.strerror or exc}") from None
-        self.buffer = BoundedBuffer(settings.buffer_max_bytes)
-        self.batcher = Batcher(self.tracker, settings.batch_max_docs, settings.batch_max_bytes)
-        self.dead_letters = DeadLetterFile(settings.state_dir, settings.dead_letter_max_bytes)
-        heartbeat_interval = (settings.sink_timeout_seconds + 30.0) / MISSED_BEATS
-        self.reader_heartbeat = Heartbeat("reader", heartbeat_interval)
-        self.shipper_heartbeat = Heartbeat("shipper", heartbeat_interval)
-        self.tailer = Tailer(
-            TailerOptions(
-                paths=settings.paths,
-                scan_interval=settings.scan_interval_seconds,
-                rotate_wait=settings.rotate_wait_seconds,
-                partial_flush=settings.partial_flush_seconds,
-                max_line_bytes=settings.max_line_bytes,
-                fingerprint_bytes=settings.fingerprint_bytes,
-                multiline_pattern=settings.multiline_pattern or "",
-                multiline_max_lines=settings.multiline_max_lines,
-            ),
-            self.store,
-            self.tracker,
-            self.metrics,
-        )
-        builder = RecordBuilder(
-            host_name=settings.node_name or socket.gethostname(),
-            pod_name=settings.pod_name,
-            namespace=settings.pod_namespace,
-            timestamp_fields=settings.timestamp_fields,
-        )
-        self.reader = Reader(
-            ReaderOptions(
-                poll_interval=settings.poll_interval_seconds,
-                flush_interval=settings.flush_interval_seconds,
-                max_line_bytes=settings.max_line_bytes,
-                drain_seconds=settings.drain_seconds,
-                pin_index_time=settings.sink == "elasticsearch",
-            ),
-            self.tailer,
-            builder,
-            self.sink.encode,
-            self.batcher,
-            self.buffer,
-            self.store,
-            self.metrics,
-            BadInputReporter(lambda reason: self.metrics.malformed.labels(reason).inc()),
-            self.stop,
-            self.reader_heartbeat,
-        )
-        self.shipper = Shipper(
-            ShipperOptions(
-                retry_max=settings.retry_max,
-                retry_initial=settings.retry_initial_seconds,
-                retry_max_delay=settings.retry_max_seconds,
-                checkpoint_interval=settings.checkpoint_interval_seconds,
-            ),
-            self.sink,
-            self.buffer,
-            self.tracker,
-            self.store,
-            self.dead_letters,
-            self.metrics,
-            self.shipper_heartbeat,
-            self.reader.done,
-            self.abort,
-        )
+        self.pipeline = Pipeline(settings, sink or create_sink(settings), self.registry)
         self.admin = AdminServer(
             Endpoint(settings.admin_host, settings.admin_port),
             self.registry,
-            heartbeats=(self.reader_heartbeat, self.shipper_heartbeat),
+            heartbeats=self.pipeline.heartbeats,
             ready=self.ready,
         )
         self.admin.route("GET", "/status", self._status)
+        self._lock_handle: IO[bytes] | None = None
         self._threads: list[threading.Thread] = []
 
     def ready(self) -> bool:
@@ -159,23 +65,26 @@ class LogSidecar:
         the app, and an Elasticsearch outage must not keep the app from starting
         (the log files buffer meanwhile). Sink health is ``log_sidecar_sink_up``.
         """
-        return self.reader.scanned.is_set()
+        return self.pipeline.reader.scanned.is_set()
 
     def start(self) -> None:
+        """Lock the state dir, load the checkpoint, open the sink, bind the admin port, start both threads."""
+        self._lock_handle = lock_state_dir(self.settings)
         try:
-            self.admin.start()
-        except StartupError:
-            self.sink.close()
-            self._lock_handle.close()
-            raise
-        for name, target in (("reader", self.reader.run), ("shipper", self.shipper.run)):
+            self.pipeline.open()
+        except OSError as exc:  # only the file sink touches the disk when opened
+            raise StartupError(
+                "LOG_FILE_SINK_PATH", f"{self.settings.file_sink_target}: {exc.strerror or exc}"
+            ) from None
+        self.admin.start()
+        for name, target in (("reader", self.pipeline.reader.run), ("shipper", self.pipeline.shipper.run)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
         logger.info(
             "log sidecar started",
             extra={
-                "sink": self.sink.name,
+                "sink": self.pipeline.sink.name,
                 "paths": list(self.settings.paths),
                 "state_dir": str(self.settings.state_dir),
                 "es_url": self.settings.redacted_es_url or None,
@@ -183,47 +92,58 @@ class LogSidecar:
             },
         )
 
-    def run(self) -> int:
-        """Wait for SIGTERM/SIGINT, then drain: stop reading, ship what was read, save the checkpoint."""
-        self.stop.wait()
+    def run(self, stop: threading.Event) -> None:
+        """Serve until ``stop``, then drain: stop reading, ship what was read, save the checkpoint."""
+        stop.wait()
+        pipeline = self.pipeline
         started = time.monotonic()
         deadline = started + self.settings.drain_seconds
         logger.info("draining", extra={"deadline_seconds": self.settings.drain_seconds})
-        reader_thread = self._threads[0]
-        reader_thread.join(max(0.0, deadline - time.monotonic()))
-        self.shipper.finished.wait(max(0.0, deadline - time.monotonic()))
-        if not self.shipper.finished.is_set():
-            self.abort.set()
-            self.shipper.finished.wait(2.0)
-        self.shipper.save_checkpoint()  # also when the shipper is stuck in a request
-        unacked = self.buffer.used_bytes + self.batcher.sealed_bytes()
+        pipeline.reader.stop.set()
+        self._threads[0].join(max(0.0, deadline - time.monotonic()))
+        pipeline.shipper.finished.wait(max(0.0, deadline - time.monotonic()))
+        if not pipeline.shipper.finished.is_set():
+            pipeline.shipper.abort.set()
+            pipeline.shipper.finished.wait(ABORT_GRACE_SECONDS)
+        pipeline.shipper.save_checkpoint()  # also when the shipper is stuck in a request
+        unacked = pipeline.unacknowledged_bytes()
         if unacked:
             logger.warning(
                 "drain deadline reached with %d bytes unacknowledged; they are read again at the next start",
                 unacked,
             )
-        self.sink.close()
-        self.tailer.close_all()
+        logger.info("drained", extra={"drain_seconds": round(time.monotonic() - started, 3)})
+
+    def close(self) -> None:
+        """Stop the threads if a drain did not, save the checkpoint, release the files, the port and the lock."""
+        self.pipeline.reader.stop.set()
+        self.pipeline.shipper.abort.set()
+        threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join(ABORT_GRACE_SECONDS)
         self.admin.close()
-        logger.info("stopped", extra={"drain_seconds": round(time.monotonic() - started, 3)})
-        self._lock_handle.close()
-        return 0
+        if self._lock_handle is not None:
+            self.pipeline.close()
+            self._lock_handle.close()
+            self._lock_handle = None
+            logger.info("log sidecar stopped")
 
     def _status(self, request: Request) -> Response:
+        pipeline = self.pipeline
         files = []
-        for status in self.tailer.statuses():
-            committed = None if status.key is None else self.store.offset(status.key)
+        for status in pipeline.tailer.statuses():
+            committed = None if status.key is None else pipeline.store.offset(status.key)
             files.append(
                 {"path": status.path, "size": status.size, "committed": committed, "rotated": not status.matched}
             )
         return json_response(
             {
-                "sink": self.sink.name,
-                "sink_contacted": self.shipper.contacted.is_set(),
-                "buffer_bytes": self.buffer.used_bytes,
+                "sink": pipeline.sink.name,
+                "sink_contacted": pipeline.shipper.contacted.is_set(),
+                "buffer_bytes": pipeline.buffer.used_bytes,
                 "files": files,
-                "checkpoint": str(self.store.path),
-                "dead_letters": str(self.dead_letters.path),
+                "checkpoint": str(pipeline.store.path),
+                "dead_letters": str(pipeline.dead_letters.path),
                 "pid": os.getpid(),
             }
         )

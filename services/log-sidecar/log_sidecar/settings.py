@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sidecar_common import SettingsError, setting
+from sidecar_common import (
+    SettingsError,
+    admin_host_setting,
+    admin_port_setting,
+    log_level_setting,
+    port_setting,
+    setting,
+)
 
 SINKS = ("elasticsearch", "fluentd", "file", "stdout")
 MIB = 1024 * 1024
@@ -26,7 +33,7 @@ class Settings:
     state_dir: Path = setting(
         "LOG_STATE_DIR", Path("/var/lib/log-sidecar"), "checkpoint and dead-letter directory (a volume)"
     )
-    sink: str = setting("LOG_SINK", "file", "where documents go: elasticsearch, fluentd, file or stdout")
+    sink: str = setting("LOG_SINK", "file", "where documents go: elasticsearch, fluentd, file or stdout", choices=SINKS)
     es_url: str | None = setting("ES_URL", None, "Elasticsearch base URL, e.g. http://elasticsearch:9200")
     es_index: str = setting(
         "ES_INDEX", "logs-app-%Y.%m.%d", "index name; strftime codes use the document's @timestamp (UTC)"
@@ -36,7 +43,7 @@ class Settings:
     es_api_key: str | None = setting("ES_API_KEY", None, "API key, base64 id:key (secret)", secret=True)
     es_ca_cert: Path | None = setting("ES_CA_CERT", None, "CA bundle to verify Elasticsearch's TLS certificate")
     fluentd_host: str = setting("FLUENTD_HOST", "localhost", "Fluentd forward-protocol host")
-    fluentd_port: int = setting("FLUENTD_PORT", 24224, "Fluentd forward-protocol port")
+    fluentd_port: int = port_setting("FLUENTD_PORT", 24224, "Fluentd forward-protocol port")
     fluentd_tag: str = setting("FLUENTD_TAG", "app.log", "Fluentd tag of every event")
     file_sink_path: Path | None = setting(
         "LOG_FILE_SINK_PATH", None, "file sink output (JSON lines); unset = LOG_STATE_DIR/shipped.ndjson"
@@ -44,53 +51,72 @@ class Settings:
     pod_name: str | None = setting("POD_NAME", None, "kubernetes.pod.name (Downward API)")
     pod_namespace: str | None = setting("POD_NAMESPACE", None, "kubernetes.namespace (Downward API)")
     node_name: str | None = setting("NODE_NAME", None, "host.name (Downward API); unset = this host's name")
-    scan_interval_seconds: float = setting("LOG_SCAN_INTERVAL_SECONDS", 10.0, "how often LOG_PATHS are re-globbed")
+    scan_interval_seconds: float = setting(
+        "LOG_SCAN_INTERVAL_SECONDS", 10.0, "how often LOG_PATHS are re-globbed", exclusive_minimum=0
+    )
     poll_interval_seconds: float = setting(
-        "LOG_POLL_INTERVAL_SECONDS", 0.1, "how often open files are checked for new data when idle"
+        "LOG_POLL_INTERVAL_SECONDS", 0.1, "how often open files are checked for new data when idle", exclusive_minimum=0
     )
     rotate_wait_seconds: float = setting(
-        "LOG_ROTATE_WAIT_SECONDS", 5.0, "keep a rotated or deleted file open this long after its last write"
+        "LOG_ROTATE_WAIT_SECONDS", 5.0, "keep a rotated or deleted file open this long after its last write", minimum=0
     )
     partial_flush_seconds: float = setting(
-        "LOG_PARTIAL_FLUSH_SECONDS", 5.0, "ship a line without newline (or a multiline record) after this idle time"
+        "LOG_PARTIAL_FLUSH_SECONDS",
+        5.0,
+        "ship a line without newline (or a multiline record) after this idle time",
+        exclusive_minimum=0,
     )
     max_line_bytes: int = setting(
-        "LOG_MAX_LINE_BYTES", 262144, "longer lines are cut to this and flagged log.flags: [truncated]"
+        "LOG_MAX_LINE_BYTES", 262144, "longer lines are cut to this and flagged log.flags: [truncated]", minimum=1
     )
     multiline_pattern: str | None = setting(
         "LOG_MULTILINE_PATTERN", None, "regex matching the first line of a record; other lines join it; unset = off"
     )
-    multiline_max_lines: int = setting("LOG_MULTILINE_MAX_LINES", 500, "most lines joined into one record")
+    multiline_max_lines: int = setting("LOG_MULTILINE_MAX_LINES", 500, "most lines joined into one record", minimum=1)
     fingerprint_bytes: int = setting(
-        "LOG_FINGERPRINT_BYTES", 1024, "leading bytes hashed to tell a reused inode from the file it had"
+        "LOG_FINGERPRINT_BYTES", 1024, "leading bytes hashed to tell a reused inode from the file it had", minimum=1
     )
     timestamp_fields: tuple[str, ...] = setting(
         "LOG_TIMESTAMP_FIELDS", ("@timestamp", "time", "timestamp"), "JSON fields tried, in order, for @timestamp"
     )
-    batch_max_docs: int = setting("LOG_BATCH_MAX_DOCS", 2000, "most documents in one request")
-    batch_max_bytes: int = setting("LOG_BATCH_MAX_BYTES", 4 * MIB, "most bytes in one request")
+    batch_max_docs: int = setting("LOG_BATCH_MAX_DOCS", 2000, "most documents in one request", minimum=1)
+    batch_max_bytes: int = setting("LOG_BATCH_MAX_BYTES", 4 * MIB, "most bytes in one request", minimum=1)
     flush_interval_seconds: float = setting(
-        "LOG_FLUSH_INTERVAL_SECONDS", 1.0, "longest a document waits in a batch that is not full"
+        "LOG_FLUSH_INTERVAL_SECONDS", 1.0, "longest a document waits in a batch that is not full", exclusive_minimum=0
     )
     buffer_max_bytes: int = setting(
-        "LOG_BUFFER_MAX_BYTES", 8 * MIB, "cap on documents held in memory; reading pauses at the cap"
+        "LOG_BUFFER_MAX_BYTES", 8 * MIB, "cap on documents held in memory; reading pauses at the cap", minimum=1
     )
-    retry_max: int = setting("LOG_RETRY_MAX", 0, "attempts per document before it is dead-lettered; 0 = forever")
-    retry_initial_seconds: float = setting("LOG_RETRY_INITIAL_SECONDS", 0.2, "first retry delay (then doubles)")
-    retry_max_seconds: float = setting("LOG_RETRY_MAX_SECONDS", 30.0, "longest retry delay (exponential, jittered)")
-    sink_timeout_seconds: float = setting("LOG_SINK_TIMEOUT_SECONDS", 30.0, "timeout of one request to the sink")
+    retry_max: int = setting(
+        "LOG_RETRY_MAX", 0, "attempts per document before it is dead-lettered; 0 = forever", minimum=0
+    )
+    retry_initial_seconds: float = setting(
+        "LOG_RETRY_INITIAL_SECONDS", 0.2, "first retry delay (then doubles)", exclusive_minimum=0
+    )
+    retry_max_seconds: float = setting(
+        "LOG_RETRY_MAX_SECONDS", 30.0, "longest retry delay (exponential, jittered)", exclusive_minimum=0
+    )
+    sink_timeout_seconds: float = setting(
+        "LOG_SINK_TIMEOUT_SECONDS", 30.0, "timeout of one request to the sink", exclusive_minimum=0
+    )
     drain_seconds: float = setting(
-        "LOG_DRAIN_SECONDS", 10.0, "on SIGTERM: time to ship what was read and write the checkpoint"
+        "LOG_DRAIN_SECONDS",
+        10.0,
+        "on SIGTERM: time to ship what was read and write the checkpoint",
+        exclusive_minimum=0,
     )
     checkpoint_interval_seconds: float = setting(
-        "LOG_CHECKPOINT_INTERVAL_SECONDS", 1.0, "most time between checkpoint writes while documents are acked"
+        "LOG_CHECKPOINT_INTERVAL_SECONDS",
+        1.0,
+        "most time between checkpoint writes while documents are acked; 0 = after every acknowledged batch",
+        minimum=0,
     )
     dead_letter_max_bytes: int = setting(
-        "LOG_DEAD_LETTER_MAX_BYTES", 100 * MIB, "dead-letter file size that rolls it over to .1 (one kept)"
+        "LOG_DEAD_LETTER_MAX_BYTES", 100 * MIB, "dead-letter file size that rolls it over to .1 (one kept)", minimum=1
     )
-    admin_host: str = setting("ADMIN_HOST", "0.0.0.0", "address of the admin HTTP server")
-    admin_port: int = setting("ADMIN_PORT", 8082, "port of /livez, /readyz and /metrics")
-    log_level: str = setting("LOG_LEVEL", "INFO", "log level (DEBUG, INFO, WARNING, ERROR)")
+    log_level: str = log_level_setting()
+    admin_host: str = admin_host_setting()
+    admin_port: int = admin_port_setting(8082, "/livez, /readyz, /status and /metrics")
 
     def __repr__(self) -> str:
         """Show every field but the secrets, so settings can be logged safely."""
@@ -103,41 +129,13 @@ class Settings:
         return f"Settings({', '.join(shown)})"
 
     def validate(self) -> None:
-        """Reject values and combinations that parse but cannot work, naming the variable."""
-        if self.sink not in SINKS:
-            raise SettingsError("LOG_SINK", f"must be one of {', '.join(SINKS)}, got {self.sink!r}")
+        """Reject combinations that parse but cannot work, naming the variable (ranges are declared above)."""
         if not self.paths:
             raise SettingsError("LOG_PATHS", "needs at least one glob")
-        for name, number in (
-            ("LOG_SCAN_INTERVAL_SECONDS", self.scan_interval_seconds),
-            ("LOG_POLL_INTERVAL_SECONDS", self.poll_interval_seconds),
-            ("LOG_PARTIAL_FLUSH_SECONDS", self.partial_flush_seconds),
-            ("LOG_FLUSH_INTERVAL_SECONDS", self.flush_interval_seconds),
-            ("LOG_RETRY_INITIAL_SECONDS", self.retry_initial_seconds),
-            ("LOG_SINK_TIMEOUT_SECONDS", self.sink_timeout_seconds),
-            ("LOG_DRAIN_SECONDS", self.drain_seconds),
-            ("LOG_CHECKPOINT_INTERVAL_SECONDS", self.checkpoint_interval_seconds),
-            ("LOG_MAX_LINE_BYTES", self.max_line_bytes),
-            ("LOG_MULTILINE_MAX_LINES", self.multiline_max_lines),
-            ("LOG_FINGERPRINT_BYTES", self.fingerprint_bytes),
-            ("LOG_BATCH_MAX_DOCS", self.batch_max_docs),
-            ("LOG_BATCH_MAX_BYTES", self.batch_max_bytes),
-            ("LOG_DEAD_LETTER_MAX_BYTES", self.dead_letter_max_bytes),
-        ):
-            if number <= 0:
-                raise SettingsError(name, f"must be > 0, got {number}")
-        if self.rotate_wait_seconds < 0:
-            raise SettingsError("LOG_ROTATE_WAIT_SECONDS", f"must be >= 0, got {self.rotate_wait_seconds}")
-        if self.retry_max < 0:
-            raise SettingsError("LOG_RETRY_MAX", f"must be >= 0 (0 = retry forever), got {self.retry_max}")
         if self.retry_max_seconds < self.retry_initial_seconds:
             raise SettingsError("LOG_RETRY_MAX_SECONDS", "must be >= LOG_RETRY_INITIAL_SECONDS")
         if self.buffer_max_bytes < self.batch_max_bytes:
             raise SettingsError("LOG_BUFFER_MAX_BYTES", "must be >= LOG_BATCH_MAX_BYTES")
-        if not 0 <= self.admin_port <= 65535:
-            raise SettingsError("ADMIN_PORT", f"must be a TCP port, got {self.admin_port}")
-        if not 0 < self.fluentd_port <= 65535:
-            raise SettingsError("FLUENTD_PORT", f"must be a TCP port, got {self.fluentd_port}")
         if self.multiline_pattern:
             try:
                 re.compile(self.multiline_pattern)
@@ -165,6 +163,15 @@ class Settings:
             raise SettingsError(
                 "ES_INDEX", f'{self.es_index!r} gives {sample!r}: index names are lower case, without \\/*?"<>| ,#:'
             )
+
+    @property
+    def pin_index_time(self) -> bool:
+        """Name dated indices of records without a time of their own by the file's pinned read time.
+
+        For sinks whose duplicate check depends on the index (Elasticsearch's ``_id`` is
+        unique per index): see tailer.py.
+        """
+        return self.sink == "elasticsearch"
 
     @property
     def file_sink_target(self) -> Path:

@@ -25,6 +25,7 @@ from log_sidecar.bulk import retry_reason
 from log_sidecar.checkpoint import CheckpointError, CheckpointStore
 from log_sidecar.deadletter import DeadLetterFile
 from log_sidecar.metrics import Metrics
+from log_sidecar.settings import Settings
 from log_sidecar.sinks.base import PayloadRejectedError, SendResult, Sink, SinkUnavailableError
 from sidecar_common import Backoff, Heartbeat
 
@@ -34,14 +35,6 @@ TAKE_TIMEOUT = 0.2
 WAIT_SLICE = 1.0  # backoff waits are cut into slices so the heartbeat keeps beating
 DOWN_LOG_INTERVAL = 30.0
 MAX_BACKOFF_EXPONENT = 32
-
-
-@dataclass(frozen=True)
-class ShipperOptions:
-    retry_max: int = 0
-    retry_initial: float = 0.2
-    retry_max_delay: float = 30.0
-    checkpoint_interval: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -59,33 +52,32 @@ class Shipper:
 
     def __init__(
         self,
-        options: ShipperOptions,
+        settings: Settings,
         sink: Sink,
         buffer: BoundedBuffer,
         tracker: AckTracker,
         store: CheckpointStore,
         dead_letters: DeadLetterFile,
         metrics: Metrics,
-        heartbeat: Heartbeat,
         reader_done: threading.Event,
-        abort: threading.Event,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
-        backoff: Backoff | None = None,
     ) -> None:
-        self.options = options
+        self.settings = settings
         self._sink = sink
         self._buffer = buffer
         self._tracker = tracker
         self._store = store
         self._dead_letters = dead_letters
         self._metrics = metrics
-        self._heartbeat = heartbeat
+        # The loop beats between requests and every WAIT_SLICE of a backoff; one request may
+        # block for up to the sink's timeout.
+        self.heartbeat = Heartbeat("shipper", max(settings.sink_timeout_seconds, WAIT_SLICE))
         self._reader_done = reader_done
-        self._abort = abort
+        self.abort = threading.Event()  # set: stop shipping now (the drain deadline passed)
         self._clock = clock
         self._wall_clock = wall_clock
-        self._backoff = backoff or Backoff(options.retry_initial, options.retry_max_delay)
+        self._backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
         self._last_save = clock()
         self._down_since: float | None = None
         self._down_logged_at = 0.0
@@ -96,8 +88,8 @@ class Shipper:
     def run(self) -> None:
         """Ship until the reader is done and the buffer is empty, or until aborted."""
         try:
-            while not self._abort.is_set():
-                self._heartbeat.beat()
+            while not self.abort.is_set():
+                self.heartbeat.beat()
                 shipped = self.process_next(TAKE_TIMEOUT)
                 if shipped is False:  # aborted mid-batch
                     break
@@ -120,7 +112,7 @@ class Shipper:
 
     def _ship(self, batch: Batch) -> bool:
         """Deliver ``batch``; a bug in one attempt is logged and the batch tried again, never dropped."""
-        while not self._abort.is_set():
+        while not self.abort.is_set():
             try:
                 return self.deliver(batch)
             except Exception:
@@ -142,9 +134,9 @@ class Shipper:
         groups: deque[tuple[list[int], int]] = deque([(list(range(len(items))), 0)])
         while groups:
             indices, attempts = groups[0]
-            if self._abort.is_set():
+            if self.abort.is_set():
                 return False
-            self._heartbeat.beat()
+            self.heartbeat.beat()
             started = self._clock()
             try:
                 result = self._sink.send(items if len(indices) == len(items) else [items[i] for i in indices])
@@ -161,7 +153,7 @@ class Shipper:
                 groups[0] = (indices, attempts)
                 delay = self._next_delay()
                 if exc.retry_after is not None:
-                    delay = min(max(delay, exc.retry_after), self.options.retry_max_delay)
+                    delay = min(max(delay, exc.retry_after), self.settings.retry_max_seconds)
                 if not self._wait(delay):
                     return False
                 continue
@@ -225,18 +217,22 @@ class Shipper:
         return retry
 
     def _exhausted(self, attempts: int) -> bool:
-        return self.options.retry_max > 0 and attempts >= self.options.retry_max
+        return self.settings.retry_max > 0 and attempts >= self.settings.retry_max
 
     def _wait(self, delay: float) -> bool:
-        """Sleep ``delay`` seconds unless aborted, beating the heartbeat; False if aborted."""
-        deadline = self._clock() + delay
+        """Sleep ``delay`` seconds unless aborted, beating the heartbeat; False if aborted.
+
+        Timed by the waits themselves, not the clock: a test's manual clock must not make it endless.
+        """
+        left = delay
         while True:
-            self._heartbeat.beat()
-            left = deadline - self._clock()
+            self.heartbeat.beat()
             if left <= 0:
                 return True
-            if self._abort.wait(min(WAIT_SLICE, left)):
+            step = min(WAIT_SLICE, left)
+            if self.abort.wait(step):
                 return False
+            left -= step
 
     def _sink_up(self) -> None:
         self._metrics.sink_up.set(1)
@@ -300,7 +296,7 @@ class Shipper:
 
     # Checkpoint --------------------------------------------------------------------
     def _maybe_save(self) -> None:
-        if self._store.dirty and self._clock() - self._last_save >= self.options.checkpoint_interval:
+        if self._store.dirty and self._clock() - self._last_save >= self.settings.checkpoint_interval_seconds:
             self.save_checkpoint()
 
     def save_checkpoint(self) -> None:

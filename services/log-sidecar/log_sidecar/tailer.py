@@ -40,6 +40,7 @@ from log_sidecar.identity import FileIdentity, Match, establish, resolve, to_ent
 from log_sidecar.metrics import Metrics
 from log_sidecar.multiline import MultilineJoiner
 from log_sidecar.records import FileContext, format_timestamp
+from log_sidecar.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -68,18 +69,6 @@ class LineConsumer(Protocol):
 
     def saturated(self) -> bool:
         """True while the consumer cannot take more (the buffer is full): stop reading."""
-
-
-@dataclass(frozen=True)
-class TailerOptions:
-    paths: tuple[str, ...]
-    scan_interval: float = 10.0
-    rotate_wait: float = 5.0
-    partial_flush: float = 5.0
-    max_line_bytes: int = 262144
-    fingerprint_bytes: int = 1024
-    multiline_pattern: str = ""
-    multiline_max_lines: int = 500
 
 
 class Tail:
@@ -201,20 +190,20 @@ class Tailer:
 
     def __init__(
         self,
-        options: TailerOptions,
+        settings: Settings,
         store: CheckpointStore,
         tracker: AckTracker,
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.options = options
+        self.settings = settings
         self._store = store
         self._tracker = tracker
         self._metrics = metrics
         self._clock = clock
         self._wall_clock = wall_clock
-        self._pattern = re.compile(options.multiline_pattern) if options.multiline_pattern else None
+        self._pattern = re.compile(settings.multiline_pattern) if settings.multiline_pattern else None
         self.tails: dict[tuple[int, int], Tail] = {}
         self._next_scan = 0.0
         self._retired_keys: set[str] = set()
@@ -230,8 +219,8 @@ class Tailer:
     def scan(self) -> None:
         """Open newly matched files; note files that no longer match (rotated away or deleted)."""
         now = self._clock()
-        self._next_scan = now + self.options.scan_interval
-        found = discovery.scan(self.options.paths)
+        self._next_scan = now + self.settings.scan_interval_seconds
+        found = discovery.scan(self.settings.paths)
         for ident, match in found.items():
             tail = self.tails.get(ident)
             if tail is None:
@@ -268,7 +257,9 @@ class Tailer:
         tail.size = st.st_size
         tail.next_generation = resolution.generation
         if self._pattern is not None:
-            tail.joiner = MultilineJoiner(self._pattern, self.options.multiline_max_lines, self.options.max_line_bytes)
+            tail.joiner = MultilineJoiner(
+                self._pattern, self.settings.multiline_max_lines, self.settings.max_line_bytes
+            )
         if not matched:
             tail.matched = False
             tail.unmatched_since = now
@@ -332,9 +323,9 @@ class Tailer:
             self._save()
 
     def _establish(self, tail: Tail, now: float) -> bool:
-        force = tail.waiting_since is not None and now - tail.waiting_since >= self.options.partial_flush
+        force = tail.waiting_since is not None and now - tail.waiting_since >= self.settings.partial_flush_seconds
         identity = establish(
-            tail.fd, tail.dev, tail.ino, tail.next_generation, self.options.fingerprint_bytes, force=force
+            tail.fd, tail.dev, tail.ino, tail.next_generation, self.settings.fingerprint_bytes, force=force
         )
         if identity is None:
             if tail.waiting_since is None:
@@ -349,7 +340,7 @@ class Tailer:
     def _grow_fingerprint(self, tail: Tail) -> None:
         identity = tail.identity
         assert identity is not None
-        wanted = self.options.fingerprint_bytes
+        wanted = self.settings.fingerprint_bytes
         if len(identity.prefix) >= wanted or tail.size <= len(identity.prefix):
             return
         prefix = os.pread(tail.fd, wanted, 0)
@@ -429,7 +420,7 @@ class Tailer:
             return 0, True
         self._grow_fingerprint(tail)
         read = 0
-        max_line = self.options.max_line_bytes
+        max_line = self.settings.max_line_bytes
         while read < PASS_BYTES:
             want = min(CHUNK_BYTES, tail.cuts[0] - tail.offset) if tail.cuts else CHUNK_BYTES
             data = os.pread(tail.fd, want, tail.offset)
@@ -473,7 +464,7 @@ class Tailer:
             at_end = tail.offset >= tail.size
             # Only a writer that stalled makes a partial line final; a reader paused by a full
             # buffer has simply not read the rest of the line yet.
-            if at_end and tail.identity is not None and idle >= self.options.partial_flush:
+            if at_end and tail.identity is not None and idle >= self.settings.partial_flush_seconds:
                 self._flush_held(tail, consumer, must=False)
             if not at_end:
                 continue
@@ -482,7 +473,7 @@ class Tailer:
                 self.request_scan()
             if not tail.matched and tail.unmatched_since is not None:
                 quiet = now - max(tail.unmatched_since, tail.last_data_at)
-                if quiet >= self.options.rotate_wait:
+                if quiet >= self.settings.rotate_wait_seconds:
                     if tail.identity is not None:
                         self._flush_held(tail, consumer, must=True)
                     self._close(tail, "deleted" if tail.deleted else "rotated")

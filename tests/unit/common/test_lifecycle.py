@@ -168,6 +168,43 @@ def test_a_bad_variable_exits_2_with_one_line_before_anything_is_built(capsys: p
 
 
 @pytest.mark.usefixtures("restore_process_state")
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (None, 7, ""),
+        (
+            SettingsError("CONFIG_SOURCE_DIR", "app.yaml: bad"),
+            EXIT_CONFIG,
+            "demo: configuration error: CONFIG_SOURCE_DIR",
+        ),
+        (StartupError("CONFIG_TARGET_DIR", "read-only"), EXIT_UNAVAILABLE, "demo: cannot start: CONFIG_TARGET_DIR"),
+    ],
+    ids=["own-exit-code", "bad-config", "unusable-path"],
+)
+def test_a_command_fails_like_the_service(
+    error: Exception | None, code: int, line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command (a oneshot sync, a check) ends with its own code, or with the service's one line and code."""
+    service = FakeService()
+
+    def command(settings: DemoSettings, args: object) -> int:
+        if error is not None:
+            raise error
+        return 7
+
+    assert (
+        run_service(
+            "demo", DemoSettings, lambda s: service, description="demo", argv=[], environ={}, run_command=command
+        )
+        == code
+    )
+    err = capsys.readouterr().err
+    assert err.startswith(line)
+    assert len(err.splitlines()) == (1 if line else 0)
+    assert service.calls == [], "a command does not run the service"
+
+
+@pytest.mark.usefixtures("restore_process_state")
 def test_sighup_asks_a_reloadable_service_to_reload() -> None:
     class ReloadingService(FakeService):
         reloads = 0

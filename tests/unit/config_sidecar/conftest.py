@@ -171,7 +171,7 @@ def start_sidecar() -> Iterator[Callable[[Settings], RunningSidecar]]:
 
     yield start
     for sidecar in started:
-        sidecar.stop()
+        sidecar.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from config_sidecar.settings import Settings
-from sidecar_common import SettingsError, load_settings, read_config_files
+from sidecar_common import EXIT_CONFIG, EXIT_UNAVAILABLE, SettingsError, load_settings, read_config_files
 from tests.support import ServiceProcess, free_tcp_port, wait_until
 from tests.support.kubelet import KubeletVolume
 
@@ -52,13 +52,16 @@ def test_oneshot_publishes_and_exits_zero_then_nonzero_on_an_invalid_source(tmp_
 
     volume.write({"app.yaml": "greeting: init\nbroken: [\n"})
     bad = run_module(env=env)
-    assert bad.returncode == 1
+    assert bad.returncode == EXIT_CONFIG, "an invalid source is a configuration error: fix the ConfigMap"
     assert bad.stderr.strip().count("\n") == 0, "one line"
-    assert bad.stderr.startswith("config-sidecar: invalid config: app.yaml: line 3:")
+    assert bad.stderr.startswith(
+        "config-sidecar: configuration error: CONFIG_SOURCE_DIR: invalid config: app.yaml: line 3:"
+    )
     assert read_config_files(tmp_path / "dst") == {"app.yaml": b"greeting: init\n"}  # last good kept
 
     missing = run_module(env={**env, "CONFIG_SOURCE_DIR": str(tmp_path / "absent")})
-    assert missing.returncode == 3
+    assert missing.returncode == EXIT_UNAVAILABLE
+    assert missing.stderr.startswith("config-sidecar: cannot start: CONFIG_SOURCE_DIR: ")
     assert "does not exist" in missing.stderr
 
 
@@ -88,8 +91,9 @@ def test_bad_schema_file_exits_2(tmp_path: Path) -> None:
     schema = tmp_path / "schema.json"
     schema.write_text("{not: [json")
     result = run_module(env={"CONFIG_SCHEMA_FILE": str(schema), "CONFIG_ONESHOT": "true"})
-    assert result.returncode == 2
-    assert "CONFIG_SCHEMA_FILE" in result.stderr
+    assert result.returncode == EXIT_CONFIG
+    assert result.stderr.startswith("config-sidecar: configuration error: CONFIG_SCHEMA_FILE: ")
+    assert result.stderr.strip().count("\n") == 0, "one line"
 
 
 def test_kubelet_swap_subcommand_updates_like_kubelet(tmp_path: Path) -> None:

@@ -286,7 +286,7 @@ def test_restart_adopts_the_published_set_and_confirms_it_with_the_app(
     volume.write(files)
     first = start_sidecar(make_settings())  # no reload URL: as if it died before telling the app
     first.wait_published(version_of(files))
-    first.sidecar.stop()
+    first.sidecar.close()
     data = os.readlink(target / "..data")
 
     second = start_sidecar(make_settings(reload_url=fake_app.url))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from metrics_exporter.statsd.receiver import StatsdReceiver
-from sidecar_common import Heartbeat
+from metrics_exporter.statsd.receiver import BEAT_INTERVAL_SECONDS, POLL_INTERVAL_SECONDS, StatsdReceiver
+from sidecar_common import MISSED_BEATS
 from tests.support import wait_until
 
 
@@ -31,18 +30,16 @@ RunReceiver = Callable[[Sink], StatsdReceiver]
 
 @pytest.fixture
 def run_receiver() -> Iterator[RunReceiver]:
-    started: list[tuple[StatsdReceiver, threading.Event]] = []
+    started: list[StatsdReceiver] = []
 
     def start(sink: Sink) -> StatsdReceiver:
-        stop = threading.Event()
-        receiver = StatsdReceiver("127.0.0.1", 0, sink, Heartbeat("statsd", 10), stop, read_buffer_bytes=1 << 20)
+        receiver = StatsdReceiver("127.0.0.1", 0, sink, read_buffer_bytes=1 << 20)
         receiver.start()
-        started.append((receiver, stop))
+        started.append(receiver)
         return receiver
 
     yield start
-    for receiver, stop in started:
-        stop.set()
+    for receiver in started:
         receiver.close()
 
 
@@ -72,29 +69,26 @@ def test_a_failing_batch_does_not_stop_the_loop(run_receiver: RunReceiver) -> No
     assert receiver.alive()
 
 
-def test_stop_ends_the_thread_and_frees_the_port(run_receiver: RunReceiver) -> None:
+def test_close_ends_the_thread_and_frees_the_port(run_receiver: RunReceiver) -> None:
     receiver = run_receiver(Sink())
     port = receiver.port
-    receiver.stop.set()
-    receiver.close()
-    assert not receiver.alive()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", port))
-
-
-def test_close_ends_an_idle_loop_without_waiting_for_stop(run_receiver: RunReceiver) -> None:
-    receiver = run_receiver(Sink())
     receiver.close(timeout=10)
     assert not receiver.alive()
     assert not receiver.bound
-    assert not receiver.stop.is_set()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", port))
+    receiver.close()  # idempotent
+
+
+def test_the_heartbeat_is_stale_after_three_missed_beats_of_the_loop() -> None:
+    receiver = StatsdReceiver("127.0.0.1", 0, Sink())
+    assert receiver.heartbeat.max_age == MISSED_BEATS * BEAT_INTERVAL_SECONDS
+    assert BEAT_INTERVAL_SECONDS > POLL_INTERVAL_SECONDS, "an idle loop beats once per poll"
 
 
 def test_a_taken_port_is_an_error_at_bind() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
-        receiver = StatsdReceiver(
-            "127.0.0.1", taken.getsockname()[1], Sink(), Heartbeat("statsd", 10), threading.Event()
-        )
+        receiver = StatsdReceiver("127.0.0.1", taken.getsockname()[1], Sink())
         with pytest.raises(OSError):
             receiver.bind()

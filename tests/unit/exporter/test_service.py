@@ -19,7 +19,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 
 from metrics_exporter.service import Exporter
 from metrics_exporter.settings import Settings
-from sidecar_common import load_settings
+from sidecar_common import SettingsError, load_settings
 from tests.support import wait_until
 from tests.unit.exporter.conftest import Samples, samples_of, value
 
@@ -47,16 +47,38 @@ def http(port: int, path: str, method: str = "GET", headers: Mapping[str, str] |
 
 
 StartExporter = Callable[..., Exporter]
+StopExporter = Callable[[Exporter], None]
 
 
 @pytest.fixture
-def start_exporter(tmp_path: Path) -> Iterator[StartExporter]:
-    running: list[tuple[Exporter, threading.Thread]] = []
+def running() -> dict[Exporter, tuple[threading.Event, threading.Thread]]:
+    return {}
 
+
+@pytest.fixture
+def stop_exporter(running: dict[Exporter, tuple[threading.Event, threading.Thread]]) -> StopExporter:
+    """What run_service does on SIGTERM: set the stop event, let run() return, close()."""
+
+    def stop(exporter: Exporter) -> None:
+        event, thread = running.pop(exporter)
+        event.set()
+        thread.join(10)
+        exporter.close()
+
+    return stop
+
+
+@pytest.fixture
+def start_exporter(
+    tmp_path: Path,
+    running: dict[Exporter, tuple[threading.Event, threading.Thread]],
+    stop_exporter: StopExporter,
+) -> Iterator[StartExporter]:
     def start(mapping: str | None = MAPPING_V1, **env: str) -> Exporter:
         environ = {
-            "EXPORTER_HOST": "127.0.0.1",
-            "EXPORTER_PORT": "0",
+            "ADMIN_HOST": "127.0.0.1",
+            "ADMIN_PORT": "0",
+            "CONTROL_PORT": "0",
             "STATSD_HOST": "127.0.0.1",
             "STATSD_PORT": "0",
             "EXPORTER_JSON_URL": "",
@@ -67,16 +89,23 @@ def start_exporter(tmp_path: Path) -> Iterator[StartExporter]:
             path.write_text(mapping)
             environ["EXPORTER_CONFIG"] = str(path)
         exporter = Exporter(load_settings(Settings, environ))
-        thread = threading.Thread(target=exporter.run, daemon=True)
+        exporter.start()
+        stop = threading.Event()
+        thread = threading.Thread(target=exporter.run, args=(stop,), daemon=True)
         thread.start()
-        running.append((exporter, thread))
+        running[exporter] = (stop, thread)
         wait_until(exporter.ready, timeout=10, message="exporter ready")
         return exporter
 
     yield start
-    for exporter, thread in running:
-        exporter.stop.set()
-        thread.join(10)
+    for exporter in list(running):
+        stop_exporter(exporter)
+
+
+def reload(exporter: Exporter) -> tuple[int, bytes, Any]:
+    """POST /-/reload where it is served: the loopback control port."""
+    assert exporter.admin.control_port is not None
+    return http(exporter.admin.control_port, "/-/reload", method="POST")
 
 
 def send(exporter: Exporter, *packets: bytes) -> None:
@@ -164,14 +193,14 @@ def test_reload_good_then_bad_then_good(start_exporter: StartExporter, tmp_path:
     exporter = start_exporter()
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text(MAPPING_V2)
-    status, body, _ = http(exporter.admin.port, "/-/reload", method="POST")
+    status, body, _ = reload(exporter)
     assert status == 200
     assert json.loads(body)["changed"] is True
     send(exporter, b"orders.book:1|c")
     wait_until(lambda: value(scrape(exporter), "shop_orders_total", kind="book") == 1, message="new mapping used")
 
     mapping.write_text("mappings: [{match: orders.*, name: 'broken name'}]")
-    status, body, _ = http(exporter.admin.port, "/-/reload", method="POST")
+    status, body, _ = reload(exporter)
     assert status == 422
     answer = json.loads(body)
     assert answer["error"] == "invalid config"
@@ -182,7 +211,7 @@ def test_reload_good_then_bad_then_good(start_exporter: StartExporter, tmp_path:
     assert value(found, "exporter_config_reloads_total", result="failure") == 1
 
     mapping.write_text(MAPPING_V2)
-    assert http(exporter.admin.port, "/-/reload", method="POST")[0] == 200
+    assert reload(exporter)[0] == 200
     found = scrape(exporter)
     assert value(found, "exporter_config_last_reload_successful") == 1
     assert value(found, "exporter_config_reloads_total", result="success") == 2
@@ -193,7 +222,7 @@ def test_reload_good_then_bad_then_good(start_exporter: StartExporter, tmp_path:
 def test_a_sighup_style_request_reloads_from_the_main_loop(start_exporter: StartExporter, tmp_path: Path) -> None:
     exporter = start_exporter()
     (tmp_path / "mapping.yaml").write_text(MAPPING_V2)
-    exporter.reload_requested.set()
+    exporter.request_reload()  # what SIGHUP does
     wait_until(lambda: exporter.reloader.status().successes == 1, message="reload from the main loop")
     assert exporter.reloader.config.mappings[0].name is not None
     assert exporter.reloader.config.mappings[0].name.text == "shop_orders_total"
@@ -208,31 +237,36 @@ def test_a_reload_that_fails_unexpectedly_does_not_stop_the_exporter(
         raise RuntimeError("a bug in the reload path")
 
     monkeypatch.setattr(exporter.reloader, "reload", broken)
-    exporter.reload_requested.set()
+    exporter.request_reload()
     wait_until(
         lambda: any(record.getMessage().startswith("mapping reload failed") for record in caplog.records),
         message="the failed reload logged",
     )
-    assert not exporter.stop.is_set()
     assert http(exporter.admin.port, "/readyz")[0] == 200
 
 
-def test_stop_closes_both_ports(start_exporter: StartExporter) -> None:
+def test_reload_is_served_on_the_loopback_control_port_only(start_exporter: StartExporter) -> None:
     exporter = start_exporter()
-    udp_port, http_port = exporter.receiver.port, exporter.admin.port
-    exporter.stop.set()
-    wait_until(lambda: not exporter.receiver.bound, message="receiver closed")
+    status, body, headers = http(exporter.admin.port, "/-/reload", method="POST")
+    assert (status, headers["Content-Type"]) == (404, "application/json")
+    assert json.loads(body) == {"error": "not found", "detail": "/-/reload"}
+    assert exporter.reloader.status().successes == 0
+    assert reload(exporter)[0] == 200
+    assert exporter.reloader.status().successes == 1
+    assert http(exporter.admin.control_port or 0, "/metrics")[0] == 404, "the control port serves only control"
+
+
+def test_stop_closes_every_port(start_exporter: StartExporter, stop_exporter: StopExporter) -> None:
+    exporter = start_exporter()
+    udp_port, http_port, control_port = exporter.receiver.port, exporter.admin.port, exporter.admin.control_port
+    stop_exporter(exporter)
+    assert not exporter.receiver.bound
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", udp_port))  # free again
-
-    def http_refused() -> bool:
-        try:
-            http(http_port, "/livez")
-        except urllib.error.URLError:
-            return True
-        return False
-
-    wait_until(http_refused, message="admin server closed")
+    for port in (http_port, control_port):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port or 0))  # free again
+    exporter.close()  # idempotent
 
 
 class SlowStats(BaseHTTPRequestHandler):
@@ -270,11 +304,28 @@ def test_the_scrape_timeout_header_reaches_the_json_source(start_exporter: Start
         server.server_close()
 
 
-def test_an_invalid_mapping_at_start_is_refused(tmp_path: Path) -> None:
-    from metrics_exporter.config import ConfigError
-
+def test_an_invalid_mapping_at_start_is_a_configuration_error_naming_the_variable(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("mappings: [{match: a, name: hits, type: counter}]")
-    environ = {"EXPORTER_CONFIG": str(path), "EXPORTER_PORT": "0", "STATSD_PORT": "0", "STATSD_HOST": "127.0.0.1"}
-    with pytest.raises(ConfigError, match="must end with _total"):
-        Exporter(load_settings(Settings, environ))
+    environ = {
+        "EXPORTER_CONFIG": str(path),
+        "ADMIN_HOST": "127.0.0.1",
+        "ADMIN_PORT": "0",
+        "CONTROL_PORT": "0",
+        "STATSD_PORT": "0",
+        "STATSD_HOST": "127.0.0.1",
+    }
+    exporter = Exporter(load_settings(Settings, environ))  # builds: nothing is read or bound yet
+    with pytest.raises(SettingsError, match="must end with _total") as caught:
+        exporter.start()
+    exporter.close()
+    assert caught.value.variable == "EXPORTER_CONFIG"
+    assert not exporter.receiver.bound
+
+
+def test_the_older_port_name_is_still_read() -> None:
+    assert load_settings(Settings, {"EXPORTER_PORT": "9200"}).admin_port == 9200
+    assert load_settings(Settings, {"EXPORTER_PORT": "9200", "ADMIN_PORT": "9300"}).admin_port == 9300
+    with pytest.raises(SettingsError) as caught:
+        load_settings(Settings, {"EXPORTER_PORT": "http"})
+    assert caught.value.variable == "EXPORTER_PORT", "the error names the variable that is set"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.log_sidecar.harness import FakeSink, Harness, Options
+from tests.unit.log_sidecar.harness import FakeSink, Harness
 
 MakeHarness = Callable[..., Harness]
 
@@ -26,8 +26,9 @@ def make_harness(tmp_path: Path, logs: Path) -> Iterator[MakeHarness]:
     made: list[Harness] = []
 
     def make(sink: FakeSink | None = None, **overrides: Any) -> Harness:
+        """``overrides``: Settings fields (``rotate_wait_seconds=1.0``) and ``wall_start``."""
         overrides.setdefault("paths", (str(logs / "*.log"),))
-        harness = Harness(tmp_path / "state", Options(**overrides), sink)
+        harness = Harness(tmp_path / "state", sink, **overrides)
         made.append(harness)
         return harness
 

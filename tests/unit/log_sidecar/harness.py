@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from log_sidecar.acks import AckTracker
-from log_sidecar.batching import Batcher
-from log_sidecar.buffer import BoundedBuffer
-from log_sidecar.checkpoint import CheckpointStore
-from log_sidecar.deadletter import DeadLetterFile
-from log_sidecar.metrics import Metrics
-from log_sidecar.problems import BadInputReporter
-from log_sidecar.reader import Reader, ReaderOptions
-from log_sidecar.records import RecordBuilder
-from log_sidecar.shipper import Shipper, ShipperOptions
+from log_sidecar.pipeline import Pipeline
+from log_sidecar.settings import Settings
 from log_sidecar.sinks.base import ItemFailure, SendResult
 from log_sidecar.sinks.file import describe_line, with_id
-from log_sidecar.tailer import Tailer, TailerOptions
-from sidecar_common import Backoff, Heartbeat
 
 
 class ManualClock:
@@ -90,6 +79,9 @@ class FakeSink:
     def describe(self, item: bytes) -> dict[str, Any]:
         return describe_line(item)
 
+    def open(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -99,94 +91,47 @@ class FakeSink:
         return [d.get("message", d.get("msg", "")) for d in docs]
 
 
-@dataclass
-class Options:
-    paths: tuple[str, ...] = ()
-    scan_interval: float = 1.0
-    rotate_wait: float = 2.0
-    partial_flush: float = 5.0
-    max_line_bytes: int = 262144
-    fingerprint_bytes: int = 1024
-    multiline_pattern: str = ""
-    multiline_max_lines: int = 500
-    batch_max_docs: int = 1000
-    batch_max_bytes: int = 1 << 20
-    buffer_max_bytes: int = 4 << 20
-    flush_interval: float = 1.0
-    retry_max: int = 0
-    wall_start: float | None = None  # a ManualClock for the wall-clock time instead of time.time
-    extra: dict[str, Any] = field(default_factory=dict)
+# What the harness changes from the service's defaults (Settings), and why; everything else is the default.
+HARNESS_SETTINGS: dict[str, Any] = {
+    # The fake sink stands in for Elasticsearch (ids unique per index): dated indices are pinned as there.
+    "sink": "elasticsearch",
+    "es_url": "http://fake-sink",
+    "node_name": "node-1",
+    "pod_name": "pod-1",
+    "pod_namespace": "ns-1",
+    # Backoff waits are real time (the manual clock only times the pipeline): retry at once.
+    "retry_initial_seconds": 0.001,
+    "retry_max_seconds": 0.002,
+}
 
 
 class Harness:
-    """Tailer + reader + shipper on one state dir, without threads: ``pump()`` runs turns until idle."""
+    """The service's own Pipeline on one state dir, without threads: ``pump()`` runs turns until idle.
 
-    def __init__(self, state_dir: Path, options: Options, sink: FakeSink | None = None) -> None:
-        self.state_dir = state_dir
+    ``overrides`` are Settings fields (``rotate_wait_seconds=1.0``); ``wall_start`` puts the
+    wall clock on a ManualClock too.
+    """
+
+    def __init__(
+        self, state_dir: Path, sink: FakeSink | None = None, wall_start: float | None = None, **overrides: Any
+    ) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.options = options
+        self.settings = dataclasses.replace(Settings(), state_dir=state_dir, **{**HARNESS_SETTINGS, **overrides})
+        self.settings.validate()
         self.clock = ManualClock()
-        self.wall_clock: Callable[[], float] = (
-            time.time if options.wall_start is None else ManualClock(options.wall_start)
-        )
+        self.wall_clock: Callable[[], float] = time.time if wall_start is None else ManualClock(wall_start)
         self.registry = CollectorRegistry()
-        self.metrics = Metrics(self.registry)
-        self.store = CheckpointStore(state_dir)
-        self.store.load()
-        self.tracker = AckTracker()
         self.sink = sink or FakeSink()
-        self.buffer = BoundedBuffer(options.buffer_max_bytes)
-        self.batcher = Batcher(self.tracker, options.batch_max_docs, options.batch_max_bytes, clock=self.clock)
-        self.stop = threading.Event()
-        self.abort = threading.Event()
-        self.tailer = Tailer(
-            TailerOptions(
-                paths=options.paths,
-                scan_interval=options.scan_interval,
-                rotate_wait=options.rotate_wait,
-                partial_flush=options.partial_flush,
-                max_line_bytes=options.max_line_bytes,
-                fingerprint_bytes=options.fingerprint_bytes,
-                multiline_pattern=options.multiline_pattern,
-                multiline_max_lines=options.multiline_max_lines,
-            ),
-            self.store,
-            self.tracker,
-            self.metrics,
-            clock=self.clock,
-            wall_clock=self.wall_clock,
-        )
-        self.reader = Reader(
-            ReaderOptions(
-                poll_interval=0.01, flush_interval=options.flush_interval, max_line_bytes=options.max_line_bytes
-            ),
-            self.tailer,
-            RecordBuilder("node-1", "pod-1", "ns-1"),
-            self.sink.encode,
-            self.batcher,
-            self.buffer,
-            self.store,
-            self.metrics,
-            BadInputReporter(lambda reason: self.metrics.malformed.labels(reason).inc(), clock=self.clock),
-            self.stop,
-            Heartbeat("reader", 60),
-            clock=self.clock,
-            wall_clock=self.wall_clock,
-        )
-        self.dead_letters = DeadLetterFile(state_dir, 1 << 20)
-        self.shipper = Shipper(
-            ShipperOptions(retry_max=options.retry_max, checkpoint_interval=0.0),
-            self.sink,
-            self.buffer,
-            self.tracker,
-            self.store,
-            self.dead_letters,
-            self.metrics,
-            Heartbeat("shipper", 60),
-            self.reader.done,
-            self.abort,
-            backoff=Backoff(initial=0.001, maximum=0.002),
-        )
+        self.pipeline = Pipeline(self.settings, self.sink, self.registry, clock=self.clock, wall_clock=self.wall_clock)
+        self.pipeline.open()
+        self.metrics = self.pipeline.metrics
+        self.store = self.pipeline.store
+        self.buffer = self.pipeline.buffer
+        self.batcher = self.pipeline.batcher
+        self.tailer = self.pipeline.tailer
+        self.reader = self.pipeline.reader
+        self.shipper = self.pipeline.shipper
+        self.abort = self.shipper.abort
 
     def turn(self) -> None:
         """One reader turn, then ship whatever it handed over."""
@@ -198,7 +143,7 @@ class Harness:
         """Run turns with the clock advancing past the flush interval, so partial batches go out."""
         for _ in range(turns):
             self.turn()
-            self.clock.advance(self.options.flush_interval)
+            self.clock.advance(self.settings.flush_interval_seconds)
             self.turn()
 
     def scan(self) -> None:
@@ -209,5 +154,4 @@ class Harness:
         return 0.0 if value is None else value
 
     def close(self) -> None:
-        self.shipper.save_checkpoint()
-        self.tailer.close_all()
+        self.pipeline.close()

@@ -20,7 +20,7 @@ def stored_lines(h: Harness) -> list[str]:
 def test_a_flushed_partial_line_completed_while_down_is_shipped_once(make_harness: MakeHarness, logs: Path) -> None:
     app = logs / "app.log"
     app.write_text("complete\nhalf")
-    first = make_harness(partial_flush=5.0)
+    first = make_harness(partial_flush_seconds=5.0)
     first.pump(1)
     crash_on_next_request(first)
     first.clock.advance(5.0)  # the writer stalls: the partial line is shipped as it is
@@ -31,7 +31,7 @@ def test_a_flushed_partial_line_completed_while_down_is_shipped_once(make_harnes
         out.write(" and the rest\n")
 
     first.sink.after_store = None
-    second = make_harness(first.sink, partial_flush=5.0)
+    second = make_harness(first.sink, partial_flush_seconds=5.0)
     second.pump(2)
 
     assert second.sink.messages() == ["complete", "half", " and the rest"]
@@ -47,7 +47,7 @@ def test_a_multiline_record_flushed_then_continued_while_down_loses_no_line(
     rest = ["ValueError: boom", "2026-01-01 12:00:01 INFO next"]
     app.write_text("\n".join(head) + "\n")
     pattern = r"^\d{4}-\d{2}-\d{2} "
-    first = make_harness(multiline_pattern=pattern, partial_flush=5.0)
+    first = make_harness(multiline_pattern=pattern, partial_flush_seconds=5.0)
     first.pump(1)
     crash_on_next_request(first)
     first.clock.advance(5.0)  # nothing follows for a while: the pending record is shipped
@@ -58,7 +58,7 @@ def test_a_multiline_record_flushed_then_continued_while_down_loses_no_line(
         out.write("\n".join(rest) + "\n")
 
     first.sink.after_store = None
-    second = make_harness(first.sink, multiline_pattern=pattern, partial_flush=5.0)
+    second = make_harness(first.sink, multiline_pattern=pattern, partial_flush_seconds=5.0)
     second.pump(1)
     second.clock.advance(5.0)
     second.pump(1)

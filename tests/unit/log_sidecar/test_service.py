@@ -48,12 +48,14 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def sidecar(settings: Settings) -> Iterator[LogSidecar]:
     service = LogSidecar(settings)
+    stop = threading.Event()
     service.start()
-    runner = threading.Thread(target=service.run)
+    runner = threading.Thread(target=service.run, args=(stop,))
     runner.start()
     yield service
-    service.stop.set()
+    stop.set()
     runner.join(15)
+    service.close()
 
 
 def shipped(settings: Settings) -> list[dict[str, object]]:
@@ -83,9 +85,18 @@ def test_lines_are_shipped_and_the_admin_endpoints_tell_the_truth(sidecar: LogSi
     wait_until(lambda: json.loads(get(port, "/status")[1])["files"][0]["committed"] == log.stat().st_size, 10)
 
 
+def test_building_has_no_side_effects(settings: Settings) -> None:
+    LogSidecar(settings).close()
+    assert not settings.state_dir.exists(), "nothing is created, locked or opened before start()"
+
+
 def test_a_second_sidecar_on_the_same_state_dir_is_refused(sidecar: LogSidecar, settings: Settings) -> None:
-    with pytest.raises(StartupError, match="locked"):
-        LogSidecar(dataclasses.replace(settings, admin_port=free_tcp_port()))
+    second = LogSidecar(dataclasses.replace(settings, admin_port=free_tcp_port()))
+    with pytest.raises(StartupError, match="locked") as caught:
+        second.start()
+    second.close()
+    assert caught.value.variable == "LOG_STATE_DIR"
+    assert get(settings.admin_port, "/livez")[0] == 200, "the first one is untouched"
 
 
 def test_stop_drains_and_writes_the_checkpoint(settings: Settings) -> None:
@@ -96,8 +107,10 @@ def test_stop_drains_and_writes_the_checkpoint(settings: Settings) -> None:
     wait_until(lambda: len(shipped(settings)) == 2, 10)
     with log.open("a") as out:
         out.write("c\nno newline yet")
-    service.stop.set()
-    assert service.run() == 0
+    stop = threading.Event()
+    stop.set()
+    service.run(stop)
+    service.close()
     assert [doc["message"] for doc in shipped(settings)] == ["a", "b", "c", "no newline yet"]
     checkpoint = json.loads((settings.state_dir / "checkpoint.json").read_text())
     assert checkpoint["files"][0]["offset"] == log.stat().st_size
@@ -111,4 +124,9 @@ def test_a_busy_admin_port_is_a_startup_error_naming_it(settings: Settings) -> N
         sidecar = LogSidecar(dataclasses.replace(settings, admin_port=port))
         with pytest.raises(StartupError) as caught:
             sidecar.start()
+        sidecar.close()
     assert caught.value.variable == "ADMIN_PORT"
+    # close() released the state dir's lock: another sidecar may take it.
+    again = LogSidecar(settings)
+    again.start()
+    again.close()

@@ -132,12 +132,15 @@ def test_fluentd_reconnects_after_the_receiver_comes_back() -> None:
 
 def test_file_sink_appends_json_lines_with_ids(tmp_path: Path) -> None:
     sink = FileSink(tmp_path / "out" / "shipped.ndjson")
+    assert not (tmp_path / "out").exists(), "nothing is created before open()"
+    sink.open()
     sink.send([sink.encode("k.0", "x", SOURCE)])
     sink.send([sink.encode("k.1", "x", SOURCE)])
     lines = [json.loads(line) for line in (tmp_path / "out" / "shipped.ndjson").read_text().splitlines()]
     assert [line["_id"] for line in lines] == ["k.0", "k.1"]
     assert sink.describe(sink.encode("k.2", "x", SOURCE))["id"] == "k.2"
     sink.close()
+    sink.close()  # idempotent
 
 
 def test_stdout_sink_writes_lines(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def test_lines_become_documents_with_offsets_ids_and_enrichment(make_harness: Ma
 
 def test_rename_rotation_finishes_the_old_file_then_follows_the_new(make_harness: MakeHarness, logs: Path) -> None:
     app = logs / "app.log"
-    h = make_harness(rotate_wait=2.0)
+    h = make_harness(rotate_wait_seconds=2.0)
     writer = app.open("a")
     for i in range(5):
         writer.write(f"old {i}\n")
@@ -104,7 +104,7 @@ def test_deleted_file_is_read_to_its_end_then_closed(make_harness: MakeHarness, 
     writer = app.open("a")
     writer.write("a\nb\n")
     writer.flush()
-    h = make_harness(rotate_wait=1.0)
+    h = make_harness(rotate_wait_seconds=1.0)
     h.pump(1)
     writer.write("c\nd\n")
     writer.flush()
@@ -137,7 +137,7 @@ def test_partial_line_waits_for_its_newline_and_is_flushed_after_the_timeout(
 ) -> None:
     app = logs / "app.log"
     write(app, "complete")
-    h = make_harness(partial_flush=5.0, flush_interval=0.1)
+    h = make_harness(partial_flush_seconds=5.0, flush_interval_seconds=0.1)
     h.pump(1)
     with app.open("a") as out:
         out.write("half a li")
@@ -255,7 +255,7 @@ def test_a_file_rotated_while_the_sidecar_was_down_is_found_and_finished(make_ha
     write(app, "written while down 1", "written while down 2")
     app.rename(logs / "app.log.1")  # not matched by *.log
     write(app, "new file")
-    second = make_harness(sink=first.sink, rotate_wait=1.0)
+    second = make_harness(sink=first.sink, rotate_wait_seconds=1.0)
     second.pump(3)
     assert sorted(first.sink.messages()) == sorted(
         ["shipped 1", "shipped 2", "written while down 1", "written while down 2", "new file"]
@@ -266,7 +266,7 @@ def test_a_file_rotated_while_the_sidecar_was_down_is_found_and_finished(make_ha
 def test_lag_and_bytes_at_risk_are_reported(make_harness: MakeHarness, logs: Path) -> None:
     app = logs / "app.log"
     write(app, "a", "b")
-    h = make_harness(rotate_wait=100.0)
+    h = make_harness(rotate_wait_seconds=100.0)
     h.reader.step()  # read, but nothing acknowledged yet
     h.reader.update_metrics()
     assert h.metric("log_sidecar_lag_bytes", file=str(app)) == 4
@@ -308,7 +308,7 @@ def test_a_traceback_is_shipped_as_one_document(make_harness: MakeHarness, logs:
         "ValueError: boom",
         "2026-01-01 12:00:01 INFO next",
     )
-    h = make_harness(multiline_pattern=r"^\d{4}-\d{2}-\d{2} ", partial_flush=5.0)
+    h = make_harness(multiline_pattern=r"^\d{4}-\d{2}-\d{2} ", partial_flush_seconds=5.0)
     h.pump(1)
     (first,) = h.sink.stored.values()
     assert first["message"].splitlines()[-1] == "ValueError: boom"

@@ -30,26 +30,27 @@ POLL_INTERVAL_SECONDS = 0.5
 LINGER_SECONDS = 0.002
 # Run housekeeping (ttl expiry) this often, with or without traffic (a scrape also expires).
 HOUSEKEEPING_EVERY_SECONDS = 1.0
+# The loop beats every poll (0.5 s); a batch or the housekeeping between two beats takes
+# milliseconds, plus the wait for the store lock, which a scrape holds while it copies the series.
+BEAT_INTERVAL_SECONDS = 2.0
 
 
 class StatsdReceiver:
-    """Bind a UDP socket and feed its packets to ``sink`` from a thread until ``stop`` is set."""
+    """Bind a UDP socket and feed its packets to ``sink`` from a thread until ``close()``."""
 
     def __init__(
         self,
         host: str,
         port: int,
         sink: Callable[[list[bytes]], None],
-        heartbeat: Heartbeat,
-        stop: threading.Event,
         read_buffer_bytes: int = 8 << 20,
         housekeeping: Callable[[], None] = lambda: None,
     ) -> None:
         self.host = host
         self.requested_port = port
         self.sink = sink
-        self.heartbeat = heartbeat
-        self.stop = stop
+        self.heartbeat = Heartbeat("statsd-receiver", BEAT_INTERVAL_SECONDS)
+        self._stop = threading.Event()
         self.read_buffer_bytes = read_buffer_bytes
         self.housekeeping = housekeeping
         self.effective_read_buffer_bytes = 0
@@ -94,6 +95,7 @@ class StatsdReceiver:
     def start(self) -> None:
         if self._sock is None:
             self.bind()
+        self._stop.clear()
         self._wake = os.pipe()
         self._thread = threading.Thread(target=self.run, name="statsd-receiver", daemon=True)
         self._thread.start()
@@ -102,7 +104,7 @@ class StatsdReceiver:
         return self._thread is not None and self._thread.is_alive() and self.heartbeat.alive()
 
     def run(self) -> None:
-        """Receive until ``stop``; a failing batch is logged and the loop goes on."""
+        """Receive until ``close()``; a failing batch is logged and the loop goes on."""
         sock = self._sock
         if sock is None:
             raise RuntimeError("receiver not bound")
@@ -115,7 +117,7 @@ class StatsdReceiver:
         if wake is not None:
             poller.register(wake, select.POLLIN)
         last_housekeeping = time.monotonic()
-        while not self.stop.is_set():
+        while not self._stop.is_set():
             self.heartbeat.beat()
             try:
                 ready = poller.poll(POLL_INTERVAL_SECONDS * 1000)
@@ -131,17 +133,18 @@ class StatsdReceiver:
                 if batch:
                     self.sink(batch)
                     if len(batch) < MAX_BATCH:
-                        self.stop.wait(LINGER_SECONDS)
+                        self._stop.wait(LINGER_SECONDS)
                 now = time.monotonic()
                 if now - last_housekeeping >= HOUSEKEEPING_EVERY_SECONDS:
                     last_housekeeping = now
                     self.housekeeping()
             except Exception:  # the receiver must outlive any one bad batch
                 logger.exception("statsd receive loop failed; continuing")
-                self.stop.wait(0.1)  # a persistent failure must not spin
+                self._stop.wait(0.1)  # a persistent failure must not spin
 
     def close(self, timeout: float = 5.0) -> None:
-        """End the loop, wait for it up to ``timeout`` seconds, and close the socket."""
+        """End the loop, wait for it up to ``timeout`` seconds, and close the socket; idempotent."""
+        self._stop.set()
         if self._wake is not None:
             os.write(self._wake[1], b"x")
         if self._thread is not None:

@@ -63,6 +63,13 @@ class Sink(Protocol):
         """Decode one encoded document for the dead-letter file: {"id", "index"?, "document"}."""
         ...
 
+    def open(self) -> None:
+        """Acquire what must exist before the first send (the file sink's file); raise OSError if unusable.
+
+        Network sinks connect per request or lazily: nothing to do. Construction has no side effects.
+        """
+        ...
+
     def close(self) -> None:
-        """Release connections and files."""
+        """Release connections and files; safe to call twice or before ``open()``."""
         ...

@@ -80,5 +80,8 @@ class ElasticsearchSink:
             document = text
         return {"id": meta.get("_id"), "index": meta.get("_index"), "document": document}
 
+    def open(self) -> None:
+        pass  # one HTTP session, connections made per request
+
     def close(self) -> None:
         self._session.close()

@@ -36,13 +36,19 @@ class FileSink:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._fd = -1
+
+    def open(self) -> None:
+        if self._fd < 0:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
 
     def encode(self, doc_id: str, timestamp: str, source: str) -> bytes:
         return with_id(doc_id, source)
 
     def send(self, items: Sequence[bytes]) -> SendResult:
+        if self._fd < 0:
+            raise SinkUnavailableError("io_error", f"{self.path}: not open")
         data = memoryview(b"".join(items))
         size_before = os.fstat(self._fd).st_size
         try:
@@ -61,4 +67,6 @@ class FileSink:
         return describe_line(item)
 
     def close(self) -> None:
-        os.close(self._fd)
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)

@@ -121,5 +121,8 @@ class FluentdSink:
             return {"id": None, "document": item.hex()}
         return {"id": record.pop("_id", None), "document": record}
 
+    def open(self) -> None:
+        pass  # connects at the first send
+
     def close(self) -> None:
         self._disconnect()

@@ -32,6 +32,9 @@ class StdoutSink:
     def describe(self, item: bytes) -> dict[str, Any]:
         return describe_line(item)
 
+    def open(self) -> None:
+        pass  # stdout is always there
+
     def close(self) -> None:
         try:
             self._stream.flush()
