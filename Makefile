@@ -16,7 +16,9 @@ LINT_PATHS := libs services tests bench scripts
 help: ## List every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(VENV)/.installed ## Create .venv with every service (editable) and the dev tools
+# system-deps (mk/system.mk) adds the Debian packages the tests need when it can (root or
+# passwordless sudo on apt); it is silent when nothing is missing.
+install: system-deps $(VENV)/.installed ## Create .venv with every service (editable) and the dev tools; as root also mk/system-packages.txt
 
 $(VENV)/.installed: $(REQUIREMENTS) $(addsuffix /pyproject.toml,$(PACKAGES))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

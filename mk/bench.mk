@@ -1,4 +1,6 @@
 # Benchmarks: `make bench` measures every sidecar against its targets and writes docs/benchmarks.md.
+# The benchmark peers, from Debian. Only `make bench` needs them, so they stay out of
+# mk/system-packages.txt (what `make install` adds for the tests).
 BENCH_APT := rsyslog rsyslog-elasticsearch wrk
 
 .PHONY: bench bench-deps

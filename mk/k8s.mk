@@ -1,7 +1,7 @@
 # Kubernetes: `make deploy` runs the lab on a local kind cluster, `make istio` adds the
 # mesh, `make test-manifests` validates every rendering offline (docs/kubernetes.md).
 # deploy needs kind, kubectl and docker; istio needs istioctl; test-manifests and
-# k8s-render need only kubectl (for its built-in kustomize) and the dev venv.
+# k8s-render need only the dev venv (its pinned kubectl renders with the built-in kustomize).
 # `make -n deploy` prints every step without touching a cluster.
 IMAGE_TAG ?= 0.1.0
 KIND ?= kind
@@ -53,10 +53,13 @@ undeploy: ## Delete everything the lab created on the kind cluster (the sidecar-
 kind-down: ## Delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
 
+# install runs inside the recipe with its output on stderr: stdout carries only the YAML,
+# so `make k8s-render > file` stays valid even on a fresh clone that builds .venv first.
 k8s-render: ## Print an overlay (K8S_OVERLAY=kind) as deploy applies it, schema-checked for Kubernetes K8S_VERSION
+	@$(MAKE) --no-print-directory install >&2
 	@mkdir -p build/k8s
 	@out=$$(mktemp build/k8s/$(K8S_OVERLAY).XXXXXX.yaml) && trap 'rm -f "$$out"' EXIT && \
-	scripts/k8s-render.sh $(K8S_OVERLAY) $(IMAGE_TAG) > "$$out" && \
+	KUBECTL=$(BIN)/kubectl scripts/k8s-render.sh $(K8S_OVERLAY) $(IMAGE_TAG) > "$$out" && \
 	$(BIN)/kubernetes-validate --strict --quiet -k $(K8S_VERSION) "$$out" >&2 && \
 	cat "$$out"
 

@@ -56,7 +56,7 @@ RESTART_BACKOFF_MAX_SECONDS = 30.0
 # Below a pod's default terminationGracePeriodSeconds (30 s), like the containers' own drain deadlines.
 STOP_GRACE_SECONDS = 25.0
 
-# Contract ports (ARCHITECTURE.md); LOCAL_POD_PORT_OFFSET shifts all of them at once.
+# Contract ports (docs/architecture.md); LOCAL_POD_PORT_OFFSET shifts all of them at once.
 CONTRACT_PORTS = {
     "APP_PORT": 8080,
     "CONFIG_SIDECAR_PORT": 8081,

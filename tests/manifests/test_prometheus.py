@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.manifests.conftest import require_tool
 from tests.manifests.rendering import K8S
+from tests.support.tools import require_tool
 
 OBSERVABILITY = K8S / "components" / "observability"
 RULES = OBSERVABILITY / "rules" / "sidecar-lab.rules.yml"
@@ -37,7 +37,7 @@ KUBERNETES_SD_ROLES = {"node", "service", "pod", "endpoints", "endpointslice", "
 
 
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    binary = require_tool("promtool", "install Debian's prometheus package (.ci/run does)")
+    binary = require_tool("promtool", "it checks the Prometheus configs and alert rules")
     return subprocess.run([binary, *map(str, args)], capture_output=True, text=True, timeout=60, check=False)
 
 

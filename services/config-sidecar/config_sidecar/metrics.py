@@ -1,4 +1,4 @@
-"""The sidecar's Prometheus metrics; names are fixed by CONTRACTS.md (dashboards and alerts use them)."""
+"""The sidecar's Prometheus metrics; the names are an interface (README's Metrics; dashboards and alerts use them)."""
 
 from __future__ import annotations
 

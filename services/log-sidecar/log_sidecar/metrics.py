@@ -1,4 +1,4 @@
-"""The sidecar's own metrics, with the names fixed in CONTRACTS.md (dashboards and alerts use them)."""
+"""The sidecar's own metrics; the names are an interface (README's Metrics; dashboards and alerts use them)."""
 
 from __future__ import annotations
 
