@@ -79,6 +79,7 @@ class Run:
     sidecar_env: dict[str, str]
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-config-")))
     app_port: int = field(default_factory=free_tcp_port)
+    control_port: int = field(default_factory=free_tcp_port)  # the app's, POST /-/reload
     admin_port: int = field(default_factory=free_tcp_port)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -94,6 +95,7 @@ class Run:
             {
                 "APP_HOST": "127.0.0.1",
                 "APP_PORT": str(self.app_port),
+                "CONTROL_PORT": str(self.control_port),
                 "APP_CONFIG_DIR": str(config_dir),
                 "APP_LOG_FILE": "",
                 "STATSD_HOST": "",
@@ -108,7 +110,7 @@ class Run:
             {
                 "CONFIG_SOURCE_DIR": str(volume.directory),
                 "CONFIG_TARGET_DIR": str(config_dir),
-                "CONFIG_RELOAD_URL": f"http://127.0.0.1:{self.app_port}/-/reload",
+                "CONFIG_RELOAD_URL": f"http://127.0.0.1:{self.control_port}/-/reload",
                 "ADMIN_HOST": "127.0.0.1",
                 "ADMIN_PORT": str(self.admin_port),
                 "LOG_LEVEL": "WARNING",

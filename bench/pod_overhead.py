@@ -37,6 +37,7 @@ class Pod:
 
     workdir: Path
     app_port: int = field(default_factory=free_tcp_port)
+    control_port: int = field(default_factory=free_tcp_port)  # the app's, POST /-/reload
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, name: str, module: str, env: dict[str, str]) -> None:
@@ -87,7 +88,7 @@ def start_pod(workdir: Path, with_sidecars: bool) -> tuple[Pod, dict[str, int]]:
             {
                 "CONFIG_SOURCE_DIR": str(source),
                 "CONFIG_TARGET_DIR": str(config),
-                "CONFIG_RELOAD_URL": f"http://127.0.0.1:{pod.app_port}/-/reload",
+                "CONFIG_RELOAD_URL": f"http://127.0.0.1:{pod.control_port}/-/reload",
                 "ADMIN_HOST": "127.0.0.1",
                 "ADMIN_PORT": str(admin["config-sidecar"]),
             },
@@ -127,6 +128,7 @@ def start_pod(workdir: Path, with_sidecars: bool) -> tuple[Pod, dict[str, int]]:
         {
             "APP_HOST": "127.0.0.1",
             "APP_PORT": str(pod.app_port),
+            "CONTROL_PORT": str(pod.control_port),
             "APP_CONFIG_DIR": str(config),
             "APP_LOG_FILE": str(logs / "app.log"),
             "STATSD_HOST": "127.0.0.1",

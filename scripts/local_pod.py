@@ -59,11 +59,14 @@ STOP_GRACE_SECONDS = 25.0
 # Contract ports (docs/architecture.md); LOCAL_POD_PORT_OFFSET shifts all of them at once.
 CONTRACT_PORTS = {
     "APP_PORT": 8080,
+    "APP_CONTROL_PORT": 8079,
     "CONFIG_SIDECAR_PORT": 8081,
     "LOG_SIDECAR_PORT": 8082,
     "EXPORTER_PORT": 9102,
     "EXPORTER_CONTROL_PORT": 9101,
 }
+# Where control ports listen, whatever LOCAL_POD_HOST says: the containers' shared localhost.
+CONTROL_HOST = "127.0.0.1"
 CONTRACT_STATSD_PORT = 9125
 
 
@@ -76,6 +79,9 @@ class Settings:
     host: str = setting("LOCAL_POD_HOST", "127.0.0.1", "address every container listens on (the pod's localhost)")
     port_offset: int = setting("LOCAL_POD_PORT_OFFSET", 0, "added to every contract port (e.g. 100 -> 8180...)")
     app_port: int | None = setting("APP_PORT", None, "app port (default 8080 + offset)")
+    app_control_port: int | None = setting(
+        "APP_CONTROL_PORT", None, "app control port, POST /-/reload, on 127.0.0.1 only (8079 + offset)"
+    )
     config_sidecar_port: int | None = setting("CONFIG_SIDECAR_PORT", None, "config sidecar admin port (8081 + offset)")
     log_sidecar_port: int | None = setting("LOG_SIDECAR_PORT", None, "log sidecar admin port (8082 + offset)")
     exporter_port: int | None = setting("EXPORTER_PORT", None, "exporter metrics port (9102 + offset)")
@@ -168,6 +174,7 @@ def pod_containers(settings: Settings, volumes: Volumes) -> list[Container]:
     """
     host = settings.host
     app_port = settings.port("APP_PORT")
+    control_port = settings.port("APP_CONTROL_PORT")
     statsd_port = settings.port("STATSD_PORT")
     app_url = f"http://{host}:{app_port}"
     log_sink = {"LOG_SINK": "elasticsearch", "ES_URL": settings.es_url} if settings.es_url else {"LOG_SINK": "file"}
@@ -179,7 +186,7 @@ def pod_containers(settings: Settings, volumes: Volumes) -> list[Container]:
             env={
                 "CONFIG_SOURCE_DIR": str(volumes.config_source),
                 "CONFIG_TARGET_DIR": str(volumes.config),
-                "CONFIG_RELOAD_URL": f"{app_url}/-/reload",
+                "CONFIG_RELOAD_URL": f"http://{CONTROL_HOST}:{control_port}/-/reload",  # the app's control port
                 "ADMIN_HOST": host,
                 "ADMIN_PORT": str(settings.port("CONFIG_SIDECAR_PORT")),
             },
@@ -228,6 +235,7 @@ def pod_containers(settings: Settings, volumes: Volumes) -> list[Container]:
             env={
                 "APP_HOST": host,
                 "APP_PORT": str(app_port),
+                "CONTROL_PORT": str(control_port),
                 "APP_CONFIG_DIR": str(volumes.config),
                 "APP_LOG_FILE": str(volumes.logs / "app.log"),
                 "STATSD_HOST": host,
@@ -281,7 +289,7 @@ def busy_ports(settings: Settings) -> list[str]:
                 # As the servers do: a TIME_WAIT left by the last pod's probes is no clash; a listener is.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind((settings.host, port))
+                sock.bind((CONTROL_HOST if name.endswith("CONTROL_PORT") else settings.host, port))
             except OSError:
                 taken.append(f"{name}={port}{'/udp' if kind == socket.SOCK_DGRAM else ''}")
     return taken
@@ -513,6 +521,8 @@ def print_ready(pod: Pod, settings: Settings, volumes: Volumes, seconds: float) 
     for container in reversed(pod.containers):
         pod.say(f"  {container.name:<15} {container.url}{container.show}")
     pod.say(f"  {'statsd':<15} {settings.host}:{settings.port('STATSD_PORT')}/udp")
+    pod.say(f"  {'app control':<15} {CONTROL_HOST}:{settings.port('APP_CONTROL_PORT')} (POST /-/reload)")
+    pod.say(f"  {'exporter ctl':<15} {CONTROL_HOST}:{settings.port('EXPORTER_CONTROL_PORT')} (POST /-/reload)")
     where = f"Elasticsearch at {settings.es_url}" if settings.es_url else str(volumes.shipped_logs)
     pod.say(f"  {'shipped logs':<15} {where}")
     pod.say(f"edit {settings.config_dir}/app.yaml, then run `make config-push`; Ctrl-C stops the pod")

@@ -90,6 +90,7 @@ UPSTREAM_GREETING = {"greeting": "hello from upstream"}
 class App:
     process: ServiceProcess
     url: str
+    control_url: str  # the loopback control port: POST /-/reload
     config_dir: Path
     log_file: Path
     statsd: StatsdListener
@@ -101,6 +102,9 @@ class App:
 
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         return requests.post(self.url + path, timeout=10, **kwargs)
+
+    def reload(self, **kwargs: Any) -> requests.Response:
+        return requests.post(self.control_url + "/-/reload", timeout=10, **kwargs)
 
     def worker_pids(self) -> set[str]:
         return set(self.get("/stats").json()["workers"])
@@ -124,12 +128,13 @@ def start_app(tmp_path: Path, statsd: StatsdListener, upstream: JsonStub, **env:
     config_dir = tmp_path / "config"
     publish(config_dir, {"app.yaml": APP_YAML.format(greeting="first"), "features.json": '{"banner": true}'})
     log_file = tmp_path / "logs" / "app.log"  # the directory does not exist yet: the app creates it
-    port = free_tcp_port()
+    port, control_port = free_tcp_port(), free_tcp_port()
     process = ServiceProcess.python_module(
         "demo_app",
         {
             "APP_HOST": "127.0.0.1",
             "APP_PORT": str(port),
+            "CONTROL_PORT": str(control_port),
             "APP_CONFIG_DIR": str(config_dir),
             "APP_LOG_FILE": str(log_file),
             "STATSD_HOST": "127.0.0.1",
@@ -142,7 +147,9 @@ def start_app(tmp_path: Path, statsd: StatsdListener, upstream: JsonStub, **env:
         },
         tmp_path / "app.out",
     ).start()
-    app = App(process, f"http://127.0.0.1:{port}", config_dir, log_file, statsd, upstream)
+    app = App(
+        process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{control_port}", config_dir, log_file, statsd, upstream
+    )
 
     def ready_with_all_workers() -> bool:
         assert process.running(), process.output()
@@ -166,7 +173,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
 
 def reload_with(app: App, greeting: str) -> str:
     publish(app.config_dir, {"app.yaml": APP_YAML.format(greeting=greeting)})
-    response = app.post("/-/reload", json={"changed": ["app.yaml"]})
+    response = app.reload(json={"changed": ["app.yaml"]})
     assert response.status_code == 200, response.text
     return str(response.json()["version"])
 
@@ -191,7 +198,7 @@ def test_every_worker_serves_the_new_config_right_after_the_reload(app: App) -> 
 def test_a_refused_config_keeps_the_old_version_in_every_worker(app: App) -> None:
     good = reload_with(app, "good")
     publish(app.config_dir, {"app.yaml": "greeting: [not closed\n"})
-    refused = app.post("/-/reload")
+    refused = app.reload()
     assert refused.status_code == 422
     assert refused.json()["version"] == good
     assert refused.json()["detail"].startswith("app.yaml: line 2:")
@@ -235,6 +242,48 @@ def test_greeting_calls_the_upstream_with_the_trace_headers(app: App) -> None:
     assert response.json()["upstream"] == {"greeting": "hello from upstream"}
     call = next(seen for seen in reversed(app.upstream.seen) if seen.get("x-request-id") == "it-trace-1")
     assert {name: call.get(name) for name in TRACE_HEADERS} == TRACE_HEADERS
+
+
+def raw_exchange(app: App, request: bytes) -> bytes:
+    """Send bytes no HTTP library would produce; return everything the server answered until it closed."""
+    with socket.create_connection(("127.0.0.1", int(app.url.rsplit(":", 1)[1])), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414 URI Too Long"),
+        (b"NOT HTTP AT ALL\r\n\r\n", b"400 Bad Request"),
+        (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n", b"431 "),
+        (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", b"431 "),
+    ],
+)
+def test_gunicorn_answers_malformed_http_itself_as_the_readme_says(
+    app: App, request_bytes: bytes, status: bytes
+) -> None:
+    # services/app/README.md ("Errors gunicorn answers itself") says why these stay gunicorn's
+    # HTML: if gunicorn changes them, this fails and the README gets another look.
+    def warnings() -> int:
+        return sum(
+            record.get("log.logger") == "gunicorn.error"
+            and record.get("log.level") == "warning"
+            and record["message"].startswith("Invalid request from ip=127.0.0.1")
+            for record in log_records(app.log_file)
+        )
+
+    before = warnings()
+    head, _, body = raw_exchange(app, request_bytes).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 " + status), head
+    assert b"Content-Type: text/html" in head
+    assert b"Connection: close" in head
+    assert body.startswith(b"<html>")
+    # Still seen: gunicorn logs each one as a warning in the app's ECS log.
+    wait_until(lambda: warnings() > before, timeout=10, message="gunicorn's warning in the ECS log")
 
 
 def send_marked_requests(app: App, count: int) -> list[str]:

@@ -90,13 +90,14 @@ class Pod:
 def pod(tmp_path: Path) -> Iterator[Pod]:
     volume = KubeletVolume(tmp_path / "config-source")
     config_dir = tmp_path / "config"
-    app_port, admin_port = free_tcp_port(), free_tcp_port()
+    app_port, control_port, admin_port = free_tcp_port(), free_tcp_port(), free_tcp_port()
     processes: list[ServiceProcess] = []
 
     def start_app() -> ServiceProcess:
         env = {
             "APP_HOST": "127.0.0.1",
             "APP_PORT": str(app_port),
+            "CONTROL_PORT": str(control_port),
             "APP_CONFIG_DIR": str(config_dir),
             "APP_LOG_FILE": "",
             "STATSD_HOST": "",
@@ -111,7 +112,7 @@ def pod(tmp_path: Path) -> Iterator[Pod]:
         env = {
             "CONFIG_SOURCE_DIR": str(volume.directory),
             "CONFIG_TARGET_DIR": str(config_dir),
-            "CONFIG_RELOAD_URL": f"http://127.0.0.1:{app_port}/-/reload",
+            "CONFIG_RELOAD_URL": f"http://127.0.0.1:{control_port}/-/reload",  # the app's control port
             "CONFIG_SCHEMA_FILE": str(SCHEMA),
             "CONFIG_RELOAD_BACKOFF_MAX_SECONDS": "1",
             "ADMIN_HOST": "127.0.0.1",

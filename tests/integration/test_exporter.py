@@ -162,6 +162,7 @@ def test_gunicorn_requests_are_counted_exactly_across_workers(
         {
             "APP_HOST": "127.0.0.1",
             "APP_PORT": str(app_port),
+            "CONTROL_PORT": str(free_tcp_port()),  # not the default 8079: tests take free ports
             "APP_CONFIG_DIR": str(app_config),
             "APP_LOG_FILE": "",
             "APP_WORKERS": str(WORKERS),

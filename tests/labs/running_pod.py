@@ -30,6 +30,7 @@ class LocalPod:
         self.sandbox = sandbox
         self.ports = {
             "APP_PORT": free_tcp_port(),
+            "APP_CONTROL_PORT": free_tcp_port(),
             "CONFIG_SIDECAR_PORT": free_tcp_port(),
             "LOG_SIDECAR_PORT": free_tcp_port(),
             "EXPORTER_PORT": free_tcp_port(),

@@ -112,6 +112,9 @@ def test_ports_and_probes_follow_the_variables(renderings):
         where = f"{name}: {resource_name(doc)} {container['name']}"
         if listen not in ports:
             problems.append(f"{where}: listens on {listen} but declares ports {sorted(ports)}")
+        control = getattr(settings, "control_port", None)  # loopback only: declaring it invites exposing it
+        if control in ports:
+            problems.append(f"{where}: declares its loopback control port {control}")
         elif service in expected_names and ports[listen]["name"] not in expected_names[service]:
             problems.append(f"{where}: port {listen} named {ports[listen]['name']}")
         if service == "exporter":
@@ -128,6 +131,28 @@ def test_ports_and_probes_follow_the_variables(renderings):
     for workload, statsd in statsd_ports.items():
         if len(statsd - {None}) > 1:
             problems.append(f"{workload}: app and exporter disagree on STATSD_PORT: {statsd}")
+    assert problems == []
+
+
+def test_no_service_or_network_policy_names_a_control_port(renderings):
+    """A control port is bound to 127.0.0.1: a Service or NetworkPolicy naming it is an exposure waiting to happen."""
+    problems = []
+    for rendering in renderings:
+        control_ports = {
+            getattr(load_settings(settings_class(service), literal_env(container)), "control_port", None)
+            for _, _, _, container, service in our_containers([rendering])
+            if not uses_own_command(container)
+        } - {None}
+        assert control_ports, f"{rendering.name}: no container has a control port; this test would prove nothing"
+        for doc in rendering.of_kind("Service"):
+            for port in doc["spec"].get("ports", []):
+                if {port.get("port"), port.get("targetPort")} & control_ports:
+                    problems.append(f"{rendering.name}: {resource_name(doc)} opens {port}")
+        for doc in rendering.of_kind("NetworkPolicy"):
+            for rule in doc["spec"].get("ingress", []) + doc["spec"].get("egress", []):
+                for port in rule.get("ports", []):
+                    if port.get("port") in control_ports:
+                        problems.append(f"{rendering.name}: {resource_name(doc)} opens {port}")
     assert problems == []
 
 
@@ -173,7 +198,8 @@ def test_shared_volumes_connect_the_right_containers(overlay, workload):
         assert (tailed["name"], tailed.get("readOnly")) == ("logs", True)
     state = mounted(workload, by_name, "log-sidecar", settings["log-sidecar"].state_dir)
     assert (state["name"], state.get("readOnly", False)) == ("log-state", False)
-    assert f"http://localhost:{settings['app'].port}/" in settings["config-sidecar"].reload_url
+    # The reload goes to the app's loopback control port (the pod's shared localhost), never the API port.
+    assert settings["config-sidecar"].reload_url == f"http://localhost:{settings['app'].control_port}/-/reload"
     assert settings["exporter"].json_url.startswith(f"http://localhost:{settings['app'].port}/")
 
 

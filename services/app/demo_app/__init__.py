@@ -2,7 +2,7 @@
 
 from demo_app.app import create_app
 from demo_app.config_snapshot import ConfigError, ConfigSnapshot, load_snapshot
-from demo_app.reload_board import ReloadBoard
 from demo_app.settings import Settings
+from demo_app.shared_dir import SharedDir
 
-__all__ = ["ConfigError", "ConfigSnapshot", "ReloadBoard", "Settings", "create_app", "load_snapshot"]
+__all__ = ["ConfigError", "ConfigSnapshot", "Settings", "SharedDir", "create_app", "load_snapshot"]

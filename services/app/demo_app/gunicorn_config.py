@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from demo_app.ecs_logging import logging_config
-from demo_app.reload_board import ReloadBoard
 from demo_app.settings import Settings
+from demo_app.shared_dir import SharedDir
+from sidecar_common.admin_settings import CONTROL_HOST
 
 # Below Kubernetes' default 30 s terminationGracePeriodSeconds: in-flight requests finish
 # (/api/work is capped at 10 s) and gunicorn exits before the kubelet's SIGKILL.
@@ -26,31 +27,31 @@ KEEPALIVE_SECONDS = 5
 WSGI_APP = "demo_app.wsgi:create_wsgi_app()"
 STATSD_LOGGER = "demo_app.gunicorn_statsd.FireAndForgetStatsd"
 
-_shared_board: ReloadBoard | None = None
+_shared: SharedDir | None = None
 
 
-def shared_board() -> ReloadBoard | None:
-    """The board the gunicorn master created before forking this worker, if any."""
-    return _shared_board
+def shared_dir() -> SharedDir | None:
+    """The directory the gunicorn master created before forking this worker, if any."""
+    return _shared
 
 
 def on_starting(server: Any) -> None:
-    """gunicorn hook, in the master before any worker forks: create the board every worker inherits."""
-    global _shared_board
-    if _shared_board is None:
-        _shared_board = ReloadBoard.create()
+    """gunicorn hook, in the master before any worker forks: the directory every worker inherits."""
+    global _shared
+    if _shared is None:
+        _shared = SharedDir.create(server.cfg.worker_tmp_dir)
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """gunicorn hook, in the master after a worker exited: free its slot for its replacement."""
-    if _shared_board is not None:
-        _shared_board.release(worker.pid)
+    """gunicorn hook, in the master after a worker exited: /stats stops listing it."""
+    if _shared is not None:
+        _shared.forget_worker(worker.pid)
 
 
-def worker_exit(server: Any, worker: Any) -> None:
-    """gunicorn hook, in the worker as it exits: free its slot at once (/stats stops listing it)."""
-    if _shared_board is not None:
-        _shared_board.release(worker.pid)
+def on_exit(server: Any) -> None:
+    """gunicorn hook, in the master as it exits (every worker is gone): remove the directory."""
+    if _shared is not None:
+        _shared.remove()
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
@@ -58,7 +59,9 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     return {
         "wsgi_app": WSGI_APP,
-        "bind": [f"{host}:{settings.port}"],
+        # The API where the Service sends traffic, and the control port (POST /-/reload) on
+        # loopback only: the pod's containers share localhost, nothing outside reaches it.
+        "bind": [f"{host}:{settings.port}", f"{CONTROL_HOST}:{settings.control_port}"],
         "workers": settings.workers,
         # gthread even with one thread: one worker model in every deployment, keep-alive handled by a poller.
         "worker_class": "gthread",
@@ -77,18 +80,18 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "loglevel": settings.log_level.lower(),
         "accesslog": None,
         "errorlog": "-",
-        # The control socket (gunicorn >= 25) would be created under $HOME: not needed, and the
-        # root filesystem may be read-only.
+        # gunicorn's own control socket (gunicornc, gunicorn >= 25; not our control port) would be
+        # created under $HOME: not needed, and the root filesystem may be read-only.
         "control_socket_disable": True,
-        "worker_tmp_dir": _worker_tmp_dir(),
+        "worker_tmp_dir": worker_tmp_dir(),
         "on_starting": on_starting,
         "child_exit": child_exit,
-        "worker_exit": worker_exit,
+        "on_exit": on_exit,
     }
 
 
-def _worker_tmp_dir() -> str | None:
-    """Workers' heartbeat files go to memory (/dev/shm) when possible: /tmp may be read-only or slow."""
+def worker_tmp_dir() -> str | None:
+    """Heartbeat files and the shared directory go to memory (/dev/shm) if possible: /tmp may be read-only."""
     shm = Path("/dev/shm")  # noqa: S108 - a memory filesystem, the location gunicorn's docs recommend
     if shm.is_dir() and os.access(shm, os.W_OK):
         return str(shm)

@@ -1,21 +1,45 @@
-"""Endpoints for the platform, not the API's users: probes, /stats and the config sidecar's /-/reload."""
+"""Endpoints for the platform, not the API's users: probes, /stats and the config sidecar's /-/reload.
+
+Everything under ``/-/`` changes state, so it answers only on the control port, which
+gunicorn binds to 127.0.0.1: the pod's shared localhost (the config sidecar) reaches
+it, nothing outside the pod does. Elsewhere it is a 404 like any unknown path.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import time
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
+from werkzeug.exceptions import NotFound
 
 from demo_app.config_snapshot import ConfigError
 from demo_app.http_errors import ApiError, error_response
 from demo_app.state import app_state
+from sidecar_common.admin_settings import CONTROL_HOST
 
 logger = logging.getLogger(__name__)
 
 operations = Blueprint("operations", __name__)
+CONTROL_PATHS = "/-/"
+
+
+def arrived_on_control_port() -> bool:
+    """Whether gunicorn accepted this request on the control listener: the socket's own address says so."""
+    connection = request.environ.get("gunicorn.socket")
+    if connection is None:  # another WSGI server (or a test client): never the control port
+        return False
+    return bool(connection.getsockname()[:2] == (CONTROL_HOST, app_state().settings.control_port))
+
+
+@operations.before_app_request
+def control_paths_only_on_the_control_port() -> None:
+    # Before routing errors too: a GET on the public port must not reveal the route with a 405.
+    if request.path.startswith(CONTROL_PATHS) and not arrived_on_control_port():
+        raise NotFound()
 
 
 @operations.get("/livez")
@@ -40,21 +64,18 @@ def readyz() -> Response:
 def stats() -> Response:
     """Plain JSON for the exporter: uptime, config version, reloads, requests in flight per worker."""
     state = app_state()
-    snapshot = state.live_config.current
-    workers = state.board.workers()
+    snapshot = g.get("snapshot")
+    workers = state.shared.workers()
     body: dict[str, Any] = {
         "service": state.settings.name,
-        "uptime_seconds": round(state.board.uptime_seconds(), 3),
+        "uptime_seconds": round(time.monotonic() - state.shared.started_at, 3),
         "config": {
             "version": snapshot.version if snapshot else None,
             "loaded_at": snapshot.loaded_at_iso if snapshot else None,
-            "reloads_total": state.board.reload_counts(),
+            "reloads_total": state.shared.reload_counts(),
         },
-        "requests_in_flight": sum(worker.requests_in_flight for worker in workers.values()),
-        "workers": {
-            str(pid): {"requests_in_flight": worker.requests_in_flight, "config_version": worker.config_version}
-            for pid, worker in sorted(workers.items())
-        },
+        "requests_in_flight": sum(worker["requests_in_flight"] for worker in workers.values()),
+        "workers": workers,
         "worker": os.getpid(),
         "statsd": {"sent": state.statsd.sent, "dropped": state.statsd.dropped},
     }
@@ -69,7 +90,7 @@ def reload() -> Response:
     try:
         result = state.live_config.reload()
     except ConfigError as exc:
-        current = state.live_config.current
+        current = state.live_config.current()
         return error_response(422, "invalid config", exc.detail, version=current.version if current else None)
     snapshot = result.snapshot
     expected = hint.get("version")

@@ -32,10 +32,9 @@ def _start() -> None:
     g.request_id = request_id(headers)
     g.trace_id = trace_id(headers)
     state = app_state()
-    # One board lock round: count this request in flight and learn whether any worker reloaded.
-    generation = state.board.request_started(os.getpid())
+    g.snapshot = state.live_config.current()
+    state.worker.request_started(g.snapshot.version if g.snapshot else None)
     g.in_flight = True
-    g.snapshot = state.live_config.sync(generation)
 
 
 def _finish(response: Response) -> Response:
@@ -70,4 +69,4 @@ def _finish(response: Response) -> Response:
 
 def _leave(exc: BaseException | None) -> None:
     if g.pop("in_flight", False):
-        app_state().board.request_finished(os.getpid())
+        app_state().worker.request_finished()

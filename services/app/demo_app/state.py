@@ -1,4 +1,4 @@
-"""What the request handlers of one app share: settings, live config, board and clients."""
+"""What the request handlers of one app share: settings, live config, the shared files and clients."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from flask import current_app, g
 from demo_app.config_snapshot import ConfigSnapshot
 from demo_app.http_errors import ApiError
 from demo_app.live_config import LiveConfig
-from demo_app.reload_board import ReloadBoard
 from demo_app.settings import Settings
+from demo_app.shared_dir import SharedDir, WorkerStatus
 from demo_app.statsd import StatsdClient
 from demo_app.upstream import UpstreamClient
 
@@ -21,8 +21,9 @@ EXTENSION_KEY = "demo_app"
 @dataclass(frozen=True)
 class AppState:
     settings: Settings
-    board: ReloadBoard
+    shared: SharedDir
     live_config: LiveConfig
+    worker: WorkerStatus
     statsd: StatsdClient
     upstream: UpstreamClient | None
     sleep: Callable[[float], None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from typing import Any
@@ -10,9 +11,9 @@ from flask import Flask
 
 from demo_app.app import create_app
 from demo_app.ecs_logging import configure_logging
-from demo_app.gunicorn_config import shared_board
+from demo_app.gunicorn_config import shared_dir, worker_tmp_dir
 from demo_app.settings import Settings
-from demo_app.state import EXTENSION_KEY, AppState
+from demo_app.shared_dir import SharedDir
 from sidecar_common import SettingsError, load_settings
 
 logger = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ _app: Flask | None = None
 
 
 def create_wsgi_app(settings: Settings | None = None) -> Flask:
-    """Build this worker's app on the board the gunicorn master shares with every worker."""
+    """Build this worker's app on the directory the gunicorn master shares with every worker."""
     if settings is None:
         try:
             settings = load_settings(Settings, os.environ)
@@ -29,18 +30,15 @@ def create_wsgi_app(settings: Settings | None = None) -> Flask:
             raise SystemExit(f"demo-app: configuration error: {exc}") from None
     if not logging.getLogger().handlers:  # not started through demo_app's gunicorn config
         configure_logging(settings)
-    board = shared_board()
-    if board is None:
+    shared = shared_dir()
+    if shared is None:
+        shared = SharedDir.create(worker_tmp_dir())
+        atexit.register(shared.remove)
         logger.warning(
-            "no shared reload board (gunicorn not started with demo_app's gunicorn config): "
-            "a POST /-/reload reaches only the worker that handles it",
-            extra={"event.action": "reload-board-missing"},
+            "gunicorn not started with demo_app's gunicorn config: this worker shares reloads and /stats with no other",
+            extra={"event.action": "shared-dir-missing"},
         )
-    app = create_app(settings, board=board)
-    state = app.extensions[EXTENSION_KEY]
-    if isinstance(state, AppState):
-        state.live_config.follow_in_background()  # daemon thread of this worker; ends with it
-    return app
+    return create_app(settings, shared)
 
 
 def __getattr__(name: str) -> Any:

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from demo_app import ReloadBoard, Settings, create_app
+from demo_app import Settings, SharedDir, create_app
 from tests.unit.app.doubles import APP_YAML, AppFactory, FakeSleep, RecordingStatsd, publish
 
 
@@ -38,22 +38,22 @@ def fake_sleep() -> FakeSleep:
 
 
 @pytest.fixture
-def make_app(settings: Settings, statsd: RecordingStatsd, fake_sleep: FakeSleep) -> Iterator[AppFactory]:
-    """Build apps that share nothing but what the test passes (a board, settings overrides)."""
-    boards: list[ReloadBoard] = []
+def shared(tmp_path: Path) -> Iterator[SharedDir]:
+    """The directory gunicorn's master would share with its workers."""
+    created = SharedDir.create(tmp_path)
+    yield created
+    created.remove()
 
-    def build(
-        board: ReloadBoard | None = None, random_fraction: Callable[[], float] = lambda: 0.5, **overrides: Any
-    ) -> Flask:
-        if board is None:
-            board = ReloadBoard.create()
-            boards.append(board)
+
+@pytest.fixture
+def make_app(settings: Settings, shared: SharedDir, statsd: RecordingStatsd, fake_sleep: FakeSleep) -> AppFactory:
+    """Build apps ("workers") that share the test's shared directory, with settings overrides."""
+
+    def build(random_fraction: Callable[[], float] = lambda: 0.5, **overrides: Any) -> Flask:
         chosen = dataclasses.replace(settings, **overrides)
-        return create_app(chosen, board=board, statsd=statsd, sleep=fake_sleep, random_fraction=random_fraction)
+        return create_app(chosen, shared, statsd=statsd, sleep=fake_sleep, random_fraction=random_fraction)
 
-    yield build
-    for board in boards:
-        board.close()
+    return build
 
 
 @pytest.fixture

@@ -7,10 +7,14 @@ import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
+from flask.testing import FlaskClient
 
+from demo_app.state import EXTENSION_KEY, AppState
 from demo_app.statsd import StatsdClient
+from sidecar_common.admin_settings import CONTROL_HOST
 
 AppFactory = Callable[..., Flask]
 
@@ -68,3 +72,27 @@ class FakeSleep:
 
     def __call__(self, seconds: float) -> None:
         self.calls.append(seconds)
+
+
+class ConnectionStub:
+    """What gunicorn puts in ``environ["gunicorn.socket"]``, as far as the app looks at it: the local address."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
+
+    def getsockname(self) -> tuple[str, int]:
+        return self.address
+
+
+def arriving_on(client: FlaskClient, address: tuple[str, int]) -> FlaskClient:
+    """Make ``client``'s requests arrive on a gunicorn connection whose local address is ``address``."""
+    environ: dict[str, Any] = client.environ_base  # typed for strings; a WSGI environ holds any object
+    environ["gunicorn.socket"] = ConnectionStub(address)
+    return client
+
+
+def control_client(app: Flask) -> FlaskClient:
+    """A test client whose requests come in through gunicorn's loopback control listener."""
+    state = app.extensions[EXTENSION_KEY]
+    assert isinstance(state, AppState)
+    return arriving_on(app.test_client(), (CONTROL_HOST, state.settings.control_port))

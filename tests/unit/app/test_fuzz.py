@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
-from demo_app import ReloadBoard, Settings, create_app
-from tests.unit.app.doubles import APP_YAML, FakeSleep, RecordingStatsd, publish
+from demo_app import Settings, SharedDir, create_app
+from tests.unit.app.doubles import APP_YAML, FakeSleep, RecordingStatsd, control_client, publish
 
 KNOWN_PATHS = [
     "/api/greeting",
@@ -74,15 +74,15 @@ bodies = st.one_of(
 def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     directory = tmp_path_factory.mktemp("fuzz-config")
     publish(directory, {"app.yaml": APP_YAML})
-    board = ReloadBoard.create()
+    shared = SharedDir.create(tmp_path_factory.mktemp("fuzz-shared"))
     app = create_app(
         Settings(config_dir=directory, log_file=None, statsd_host=""),
-        board=board,
+        shared,
         statsd=RecordingStatsd(),
         sleep=FakeSleep(),
     )
     yield app
-    board.close()
+    shared.remove()
 
 
 def send(
@@ -91,7 +91,8 @@ def send(
     separator = "&" if "?" in path else "?"
     url = path + (separator + urlencode(query) if query else "")
     headers = {"Content-Type": content_type} if content_type else {}
-    return app.test_client().open(url, method=method, data=body, headers=headers)
+    # Through the control port, where every path is served, /-/reload too.
+    return control_client(app).open(url, method=method, data=body, headers=headers)
 
 
 def check(response: TestResponse, method: str, path: str, query: dict[str, str]) -> None:

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from demo_app import ReloadBoard
+from demo_app import ConfigSnapshot, SharedDir, load_snapshot
 from demo_app.live_config import LiveConfig
-from demo_app.state import EXTENSION_KEY, AppState
 from sidecar_common import content_version, read_config_files
-from tests.support import wait_until
-from tests.unit.app.doubles import AppFactory, RecordingStatsd, publish
+from tests.unit.app.doubles import AppFactory, RecordingStatsd, arriving_on, control_client, publish
 
 
 def version_of(directory: Path) -> str:
@@ -21,7 +19,7 @@ def version_of(directory: Path) -> str:
 
 
 def test_reload_serves_the_new_version_and_reports_it(make_app: AppFactory, config_dir: Path) -> None:
-    client = make_app().test_client()
+    client = control_client(make_app())
     old = version_of(config_dir)
     publish(config_dir, {"app.yaml": "greeting: Bonjour\n"})
     new = version_of(config_dir)
@@ -57,7 +55,7 @@ def test_reload_serves_the_new_version_and_reports_it(make_app: AppFactory, conf
 def test_reload_refuses_a_bad_set_and_keeps_the_previous_one(
     make_app: AppFactory, config_dir: Path, statsd: RecordingStatsd, files: dict[str, str], detail: str
 ) -> None:
-    client = make_app().test_client()
+    client = control_client(make_app())
     old = version_of(config_dir)
     publish(config_dir, files)
     response = client.post("/-/reload")
@@ -75,51 +73,63 @@ def test_reload_refuses_a_bad_set_and_keeps_the_previous_one(
 
 @pytest.mark.parametrize("body", [b"not json", b"[1]", b'{"version": 3}', b'{"changed": "app.yaml"}'])
 def test_reload_with_a_malformed_body_is_400(make_app: AppFactory, body: bytes) -> None:
-    response = make_app().test_client().post("/-/reload", data=body, content_type="application/json")
+    response = control_client(make_app()).post("/-/reload", data=body, content_type="application/json")
     assert response.status_code == 400
     assert response.get_json()["error"] == "bad request"
+
+
+@pytest.mark.parametrize("method", ["POST", "GET", "PUT"])
+def test_the_public_port_answers_a_reload_like_an_unknown_path(
+    make_app: AppFactory, config_dir: Path, method: str
+) -> None:
+    app = make_app()
+    before = version_of(config_dir)
+    publish(config_dir, {"app.yaml": "greeting: not through the public port\n"})
+    # Any connection but the control listener's: none under werkzeug, the API port even from localhost.
+    for client in (app.test_client(), arriving_on(app.test_client(), ("127.0.0.1", 8080))):
+        refused = client.open("/-/reload", method=method, headers={"Host": "localhost:8079"})
+        unknown = client.open("/no-such-path", method=method)
+        assert (refused.status_code, refused.get_json()) == (404, unknown.get_json())
+        assert client.open("/-/anything-else", method=method).status_code == 404
+    assert control_client(app).get("/api/greeting").headers["X-Config-Version"] == before
+    assert control_client(app).post("/-/reload").status_code == 200
 
 
 def test_a_reload_in_one_worker_reaches_the_others_on_their_next_request(
     make_app: AppFactory, config_dir: Path
 ) -> None:
-    board = ReloadBoard.create()
-    try:
-        first = make_app(board=board).test_client()
-        second = make_app(board=board).test_client()
-        assert second.get("/api/greeting").get_json()["greeting"] == "Hello from the tests"
-        publish(config_dir, {"app.yaml": "greeting: Hola\n"})
-        assert first.post("/-/reload").status_code == 200
-        answer = second.get("/api/greeting")
-        assert answer.get_json()["greeting"] == "Hola"
-        assert answer.headers["X-Config-Version"] == version_of(config_dir)
-        # A refused reload publishes nothing: the other worker keeps serving the good version.
-        good = version_of(config_dir)
-        publish(config_dir, {"app.yaml": "greeting: {broken\n"})
-        assert first.post("/-/reload").status_code == 422
-        assert second.get("/api/greeting").headers["X-Config-Version"] == good
-    finally:
-        board.close()
+    first = control_client(make_app())
+    second = make_app().test_client()
+    assert second.get("/api/greeting").get_json()["greeting"] == "Hello from the tests"
+    publish(config_dir, {"app.yaml": "greeting: Hola\n"})
+    assert first.post("/-/reload").status_code == 200
+    answer = second.get("/api/greeting")
+    assert answer.get_json()["greeting"] == "Hola"
+    assert answer.headers["X-Config-Version"] == version_of(config_dir)
+    # A refused reload accepts nothing: the other worker keeps serving the good version.
+    good = version_of(config_dir)
+    publish(config_dir, {"app.yaml": "greeting: {broken\n"})
+    assert first.post("/-/reload").status_code == 422
+    assert second.get("/api/greeting").headers["X-Config-Version"] == good
 
 
 def test_other_workers_serve_the_reloaded_set_even_if_the_directory_changed_since(
     make_app: AppFactory, config_dir: Path
 ) -> None:
-    board = ReloadBoard.create()
-    try:
-        first = make_app(board=board).test_client()
-        second = make_app(board=board).test_client()
-        publish(config_dir, {"app.yaml": "greeting: reloaded\n"})
-        version = first.post("/-/reload").get_json()["version"]
-        publish(config_dir, {"app.yaml": "greeting: [broken, not reloaded\n"})
-        answer = second.get("/api/greeting")
-        assert answer.headers["X-Config-Version"] == version
-        assert answer.get_json()["greeting"] == "reloaded"
-        # A worker started later (gunicorn replaced one) serves the same set, not the broken directory.
-        late = make_app(board=board).test_client().get("/api/greeting")
-        assert late.headers["X-Config-Version"] == version
-    finally:
-        board.close()
+    first = control_client(make_app())
+    second = make_app().test_client()
+    publish(config_dir, {"app.yaml": "greeting: reloaded\n"})
+    version = first.post("/-/reload").get_json()["version"]
+    publish(config_dir, {"app.yaml": "greeting: [broken, not reloaded\n"})
+    answer = second.get("/api/greeting")
+    assert answer.headers["X-Config-Version"] == version
+    assert answer.get_json()["greeting"] == "reloaded"
+    # A worker started later (gunicorn replaced one) serves the same set, not the broken directory.
+    late = make_app().test_client().get("/api/greeting")
+    assert late.headers["X-Config-Version"] == version
+    # Nor does a valid directory that no reload accepted yet reach any worker.
+    publish(config_dir, {"app.yaml": "greeting: published, not reloaded\n"})
+    assert second.get("/api/greeting").headers["X-Config-Version"] == version
 
 
 def test_readyz_waits_for_the_first_config_then_turns_ready(make_app: AppFactory, tmp_path: Path) -> None:
@@ -132,28 +142,45 @@ def test_readyz_waits_for_the_first_config_then_turns_ready(make_app: AppFactory
     assert client.get("/api/greeting").status_code == 503
     assert client.get("/livez").status_code == 200
     publish(empty, {"app.yaml": "greeting: finally\n"})
-    wait_until(lambda: client.get("/readyz").status_code == 200, timeout=10, message="readyz after first publish")
+    assert client.get("/readyz").status_code == 200
     assert client.get("/api/greeting").get_json()["greeting"] == "finally"
 
 
-def test_a_worker_waiting_for_config_serves_another_workers_reload_at_once(
-    tmp_path: Path, statsd: RecordingStatsd
+def test_a_set_that_failed_is_not_read_again_until_it_changes(
+    tmp_path: Path, shared: SharedDir, statsd: RecordingStatsd, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The pause between retries of a failed load must not delay a set another worker published."""
+    directory = tmp_path / "config"
+    publish(directory, {"app.yaml": "greeting: [broken\n"})
+    live = LiveConfig(directory, shared, statsd)
+    loads: list[Path] = []
+
+    def counted_load(path: Path) -> ConfigSnapshot:
+        loads.append(path)
+        return load_snapshot(path)
+
+    monkeypatch.setattr("demo_app.live_config.load_snapshot", counted_load)
+    for _ in range(5):
+        assert live.current() is None
+    assert len(loads) == 1
+    publish(directory, {"app.yaml": "greeting: fixed\n"})
+    fixed = live.current()
+    assert fixed is not None
+    assert fixed.app.greeting == "fixed"
+    assert len(loads) == 2
+
+
+def test_a_worker_waiting_for_config_serves_another_workers_reload_at_once(
+    tmp_path: Path, shared: SharedDir, statsd: RecordingStatsd
+) -> None:
     directory = tmp_path / "not-yet"
-    board = ReloadBoard.create()
-    try:
-        # A frozen clock: without the board moving, the waiting worker would not look again for a minute.
-        waiting = LiveConfig(directory, board, statsd, clock=lambda: 0.0, retry_seconds=60)
-        reloading = LiveConfig(directory, board, statsd)
-        assert waiting.sync(board.published().generation) is None
-        publish(directory, {"app.yaml": "greeting: first\n"})
-        version = reloading.reload().snapshot.version
-        served = waiting.sync(board.published().generation)
-        assert served is not None
-        assert served.version == version
-    finally:
-        board.close()
+    waiting = LiveConfig(directory, shared, statsd)
+    reloading = LiveConfig(directory, shared, statsd)
+    assert waiting.current() is None
+    publish(directory, {"app.yaml": "greeting: first\n"})
+    version = reloading.reload().snapshot.version
+    served = waiting.current()
+    assert served is not None
+    assert served.version == version
 
 
 def test_a_worker_starting_on_an_invalid_config_is_not_ready_instead_of_crashing(
@@ -161,7 +188,7 @@ def test_a_worker_starting_on_an_invalid_config_is_not_ready_instead_of_crashing
 ) -> None:
     directory = tmp_path / "invalid-at-start"
     publish(directory, {"app.yaml": "greeting: hi\nlaunch: 2024-02-30\n"})
-    client = make_app(config_dir=directory).test_client()
+    client = control_client(make_app(config_dir=directory))
     waiting = client.get("/readyz")
     assert waiting.status_code == 503
     assert "app.yaml: invalid value: day is out of range" in waiting.get_json()["detail"]
@@ -172,7 +199,7 @@ def test_a_worker_starting_on_an_invalid_config_is_not_ready_instead_of_crashing
 
 
 def test_stats_reports_uptime_config_reloads_and_workers(make_app: AppFactory, config_dir: Path) -> None:
-    client = make_app().test_client()
+    client = control_client(make_app())
     publish(config_dir, {"app.yaml": "greeting: stats\n"})
     assert client.post("/-/reload").status_code == 200
     publish(config_dir, {"app.yaml": "greeting: [\n"})
@@ -187,42 +214,27 @@ def test_stats_reports_uptime_config_reloads_and_workers(make_app: AppFactory, c
     assert body["workers"] == {str(os.getpid()): {"requests_in_flight": 1, "config_version": body["config"]["version"]}}
 
 
-def test_a_set_too_large_to_share_between_workers_is_refused(make_app: AppFactory, config_dir: Path) -> None:
-    client = make_app().test_client()
-    old = version_of(config_dir)
-    publish(config_dir, {"app.yaml": "greeting: big\n", "blob.bin": b"\0" * (4 * 1024 * 1024 + 1)})
-    response = client.post("/-/reload")
-    assert response.status_code == 422
-    assert "more than" in response.get_json()["detail"]
-    assert response.get_json()["version"] == old
-
-
-def test_an_idle_worker_follows_a_reload_without_any_request(make_app: AppFactory, config_dir: Path) -> None:
-    board = ReloadBoard.create()
-    try:
-        busy = make_app(board=board).test_client()
-        idle_app = make_app(board=board)
-        idle = idle_app.extensions[EXTENSION_KEY]
-        assert isinstance(idle, AppState)
-        follower = idle.live_config.follow_in_background(interval=0.02)
-        publish(config_dir, {"app.yaml": "greeting: quietly\n"})
-        version = busy.post("/-/reload").get_json()["version"]
-
-        def idle_worker_has_it() -> bool:
-            current = idle.live_config.current
-            return current is not None and current.version == version
-
-        wait_until(idle_worker_has_it, timeout=10, message="the idle worker following the reload")
-        follower.stop()
-    finally:
-        board.close()
+def test_stats_speaks_for_every_worker_and_forgets_one_that_exited(shared: SharedDir) -> None:
+    shared.write_worker(101, {"requests_in_flight": 2, "config_version": "a"})
+    shared.write_worker(102, {"requests_in_flight": 0, "config_version": "b"})
+    with shared.reload_lock():
+        shared.count_reload("ok")
+        shared.count_reload("ok")
+        shared.count_reload("refused")
+    assert shared.workers() == {
+        "101": {"requests_in_flight": 2, "config_version": "a"},
+        "102": {"requests_in_flight": 0, "config_version": "b"},
+    }
+    assert shared.reload_counts() == {"ok": 2, "refused": 1}
+    shared.forget_worker(101)
+    assert list(shared.workers()) == ["102"]
 
 
 def test_config_events_are_logged_without_the_config_itself(
     make_app: AppFactory, config_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="demo_app.live_config")
-    client = make_app().test_client()
+    client = control_client(make_app())
     publish(config_dir, {"app.yaml": "greeting: logged\ndb:\n  password: hunter2-in-the-config\n"})
     version = client.post("/-/reload").get_json()["version"]
     publish(config_dir, {"app.yaml": "greeting: [\n"})

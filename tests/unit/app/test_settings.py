@@ -16,6 +16,7 @@ def test_defaults_match_the_architecture_contract() -> None:
     settings = load_settings(Settings, {})
     assert settings.port == 8080
     assert settings.host == "0.0.0.0"
+    assert settings.control_port == 8079  # always on 127.0.0.1
     assert settings.config_dir == Path("/etc/app/config")
     assert settings.log_file == Path("/var/log/app/app.log")
     assert settings.upstream_url is None
@@ -36,6 +37,9 @@ def test_empty_optional_values_mean_unset() -> None:
         ("APP_PORT", "http"),
         ("APP_PORT", "70000"),
         ("STATSD_PORT", "0"),
+        ("CONTROL_PORT", "8080"),  # the API's port: reloads would be public again
+        ("CONTROL_PORT", "0"),  # a port nobody could know
+        ("CONTROL_PORT", "65536"),
         ("APP_WORKERS", "0"),
         ("APP_THREADS", "1000"),
         ("APP_UPSTREAM_URL", "ftp://example"),
