@@ -9,7 +9,9 @@ each update it:
 2. creates a ``..data_tmp`` symlink to it and renames that over ``..data``
    (the atomic switch);
 3. removes the visible symlinks of keys that are gone and creates
-   ``name -> ..data/name`` for new keys;
+   ``name -> ..data/name`` for new keys; an item with a nested ``path``
+   (``mesh/routes.yaml``) gets one visible link for its first component
+   (``mesh -> ..data/mesh``), as kubelet does for ConfigMap ``items``;
 4. deletes the previous timestamped directory right away.
 
 Independent of the sidecar's own publisher on purpose: the tests must not use the
@@ -57,14 +59,19 @@ class KubeletVolume:
         self.directory.mkdir(parents=True, exist_ok=True)
         old_dir = self.data_dir
         old_names = set(self._visible_links())
+        visible = {name.split("/", 1)[0] for name in files}
 
         stamp = time.strftime("%Y_%m_%d_%H_%M_%S", time.gmtime())
         new_dir = Path(tempfile.mkdtemp(prefix=f"..{stamp}.", dir=self.directory))
         new_dir.chmod(0o755)
         for name, content in files.items():
-            if "/" in name or name.startswith("."):
-                raise ValueError(f"not a ConfigMap key kubelet would write: {name!r}")
+            parts = name.split("/")
+            if any(not part or part.startswith(".") for part in parts):
+                raise ValueError(f"not a ConfigMap item path kubelet would write: {name!r}")
             path = new_dir / name
+            for parent in reversed(path.relative_to(new_dir).parents[:-1]):
+                (new_dir / parent).mkdir(exist_ok=True)
+                (new_dir / parent).chmod(0o755)
             path.write_bytes(content.encode() if isinstance(content, str) else content)
             path.chmod(modes.get(name, self.default_mode))
 
@@ -75,9 +82,9 @@ class KubeletVolume:
         os.rename(tmp, self.directory / DATA)
         self.last_swap_at = time.monotonic()
 
-        for name in old_names - set(files):
+        for name in old_names - visible:
             (self.directory / name).unlink()
-        for name in set(files) - old_names:
+        for name in visible - old_names:
             os.symlink(f"{DATA}/{name}", self.directory / name)
         if old_dir is not None and old_dir != new_dir:
             shutil.rmtree(old_dir)

@@ -101,6 +101,8 @@ class Startup:
                     problem,
                     extra=_fields(problem),
                 )
+            else:
+                logger.debug("still waiting: %s", problem)
             stop.wait(self.settings.retry_seconds)
         return False
 
