@@ -43,8 +43,7 @@ def spiffe(service_account: str) -> str:
 def default_policy() -> dict[str, dict[str, Any]]:
     """The shipped policy (config/mesh/), as documents the tests edit."""
     return {
-        name: yaml.safe_load((ROOT / "config" / "mesh" / name).read_text())
-        for name in ("routes.yaml", "clusters.yaml")
+        name: yaml.safe_load((ROOT / "config" / "mesh" / name).read_text()) for name in ("routes.yaml", "clusters.yaml")
     }
 
 

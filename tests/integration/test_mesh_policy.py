@@ -30,7 +30,9 @@ Mesh = Callable[..., tuple[MeshProxy, list[ScriptedApp]]]
 def mesh(tmp_path: Path, pki: Pki, apps: list[ScriptedApp], proxies: list[MeshProxy]) -> Mesh:
     """Start api pods (one per app; ``failing`` ones answer 500) and web's proxy in front of them."""
 
-    def start(policy_files: dict[str, str] | None = None, failing: tuple[bool, ...] = (False,)) -> tuple[MeshProxy, list[ScriptedApp]]:
+    def start(
+        policy_files: dict[str, str] | None = None, failing: tuple[bool, ...] = (False,)
+    ) -> tuple[MeshProxy, list[ScriptedApp]]:
         api_apps, api_ports = [], []
         for index, fails in enumerate(failing):
             app = ScriptedApp(f"api-{index}", fail_everything=fails)
@@ -188,4 +190,3 @@ def test_envoy_keeps_the_last_good_policy_when_an_invalid_one_is_swapped_in(mesh
 
     web.policy.write(policy(abort_percent=100, retries=0))  # a fixed policy is taken again
     wait_until(lambda: get(web.outbound_port, "/api/greeting")[0] == 503, timeout=5, message="fixed policy taken")
-

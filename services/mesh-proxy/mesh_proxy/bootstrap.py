@@ -233,6 +233,8 @@ def _inbound_listener(settings: Settings) -> dict[str, Any]:
             "forward_client_cert_details": "SANITIZE_SET",
             "set_current_client_cert_details": {"uri": True},
             "use_remote_address": True,
+            # One request id across both proxies and the app, so their log lines join up.
+            "preserve_external_request_id": True,
         },
     )
     return {
