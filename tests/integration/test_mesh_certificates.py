@@ -47,7 +47,8 @@ def assert_waits_without_listening(proxy: MeshProxy, file: Path, reason: str) ->
     assert reason in str(line["reason"])
     for port in (proxy.inbound_port, proxy.outbound_port, proxy.stats_port, proxy.admin_port):
         assert port_closed(port), f"port {port} is open while the certificates are unusable"
-    assert proxy.process is not None and proxy.process.running()
+    assert proxy.process is not None
+    assert proxy.process.running()
 
 
 @pytest.mark.parametrize("case", ["missing", "expired"])

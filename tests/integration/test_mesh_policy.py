@@ -159,7 +159,9 @@ def test_a_policy_swap_is_in_force_within_a_second_in_the_same_process(mesh: Mes
     wait_until(aborted, timeout=5, interval=0.01, message="the abort fault in force")
     took = time.monotonic() - swapped
     assert took < 1.0, f"the new policy took {took:.3f} s"
-    assert web.pid == pid and web.process is not None and web.process.running()
+    assert web.pid == pid
+    assert web.process is not None
+    assert web.process.running()
     assert web.stat("http.outbound.rds.outbound.update_success") == 2
 
 
@@ -185,7 +187,8 @@ def test_envoy_keeps_the_last_good_policy_when_an_invalid_one_is_swapped_in(mesh
     wait_until(lambda: web.stat("cluster_manager.cds.update_rejected") == 1, timeout=5, message="CDS rejected")
     wait_until(lambda: web.stat("http.outbound.rds.outbound.update_failure") == 1, timeout=5, message="RDS failed")
     outlier = config_dump_cluster(web)["outlier_detection"]
-    assert isinstance(outlier, dict) and outlier["max_ejection_percent"] == 50  # the last good cluster is live
+    assert isinstance(outlier, dict)
+    assert outlier["max_ejection_percent"] == 50
     assert get(web.outbound_port, "/api/greeting")[0] == 200  # and so are the last good routes
 
     web.policy.write(policy(abort_percent=100, retries=0))  # a fixed policy is taken again
