@@ -37,6 +37,7 @@ SERVICE_IMAGES=(
     "config-sidecar:services/config-sidecar/Dockerfile"
     "log-sidecar:services/log-sidecar/Dockerfile"
     "exporter:services/exporter/Dockerfile"
+    "mesh-proxy:services/mesh-proxy/Dockerfile"
     "es-emulator:services/sink-emulators/Dockerfile"
 )
 

@@ -71,6 +71,7 @@ def test_every_service_has_a_dockerfile():
         "config-sidecar",
         "log-sidecar",
         "exporter",
+        "mesh-proxy",
         "sink-emulators",
     }
 

@@ -45,8 +45,14 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
-def check_policy(policy_dir: Path, envoy: Path, settings: Settings) -> PolicyProblem | None:
-    """None if both policy files pass the schema and Envoy's validation; else the first problem."""
+def check_policy(
+    policy_dir: Path, envoy: Path, settings: Settings, scratch: Path | None = None
+) -> PolicyProblem | None:
+    """None if both policy files pass the schema and Envoy's validation; else the first problem.
+
+    Envoy's validation runs in a temporary directory under ``scratch`` (the system's temporary
+    directory when None); the proxy passes MESH_RUN_DIR, since its root filesystem is read-only.
+    """
     routes_file, clusters_file = policy.policy_files(policy_dir)
     documents: dict[Path, dict[str, Any]] = {}
     for path, expected_type in (
@@ -64,10 +70,10 @@ def check_policy(policy_dir: Path, envoy: Path, settings: Settings) -> PolicyPro
     cluster = _resource(documents[clusters_file])
     # Envoy reports no file name, so the cluster is checked alone first: a failure then is
     # the cluster's, and a failure with both is the routes'.
-    reason = _envoy_validate(envoy, settings, cluster, route=None)
+    reason = _envoy_validate(envoy, settings, scratch, cluster, route=None)
     if reason is not None:
         return PolicyProblem(clusters_file, f"envoy: {reason}")
-    reason = _envoy_validate(envoy, settings, cluster, route=route)
+    reason = _envoy_validate(envoy, settings, scratch, cluster, route=route)
     if reason is not None:
         return PolicyProblem(routes_file, f"envoy: {reason}")
     return None
@@ -122,9 +128,9 @@ def _resource(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _envoy_validate(
-    envoy: Path, settings: Settings, cluster: dict[str, Any], route: dict[str, Any] | None
+    envoy: Path, settings: Settings, scratch: Path | None, cluster: dict[str, Any], route: dict[str, Any] | None
 ) -> str | None:
-    with tempfile.TemporaryDirectory(prefix="mesh-policy-check-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=".policy-check-", dir=scratch) as tmp:
         workdir = Path(tmp)
         # The cluster refers to the rendered SDS/EDS files relative to Envoy's working directory;
         # give it stand-ins there, as the running proxy has them in MESH_RUN_DIR.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -76,11 +77,25 @@ def exec_envoy(argv: list[str], cwd: Path) -> None:
 def _reason(output: str) -> str:
     """Envoy's one-line reason from its validation output (the message after 'error initializing')."""
     marker = "error initializing configuration"
-    for line in output.splitlines():
-        if marker in line:
-            reason = line.split(marker, 1)[1]
+    messages = [_message(line) for line in output.splitlines() if line.strip()]
+    for message in messages:
+        if marker in message:
+            reason = message.split(marker, 1)[1]
             # "'<path>': <reason>"
             reason = reason.split("': ", 1)[-1] if "': " in reason else reason.strip(" :")
             return " ".join(reason.split())
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    return lines[-1] if lines else "envoy --mode validate failed without output"
+    return messages[-1] if messages else "envoy --mode validate failed without output"
+
+
+def _message(line: str) -> str:
+    """The text of one Envoy log line: the ``msg`` of our JSON format, else the line itself."""
+    line = line.strip()
+    if line.startswith("{"):
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            return line
+        message = parsed.get("msg") if isinstance(parsed, dict) else None
+        if isinstance(message, str):
+            return message
+    return line

@@ -76,7 +76,7 @@ class Startup:
         certificates = cert_dir.check(self.settings.cert_dir, self.clock())
         if certificates is not None:
             return certificates
-        policy = check_policy(self.settings.policy_dir, self.envoy, self.settings)
+        policy = check_policy(self.settings.policy_dir, self.envoy, self.settings, scratch=self.settings.run_dir)
         if policy is not None:
             return policy
         resolved = resolve(self.settings.upstream_addresses)
