@@ -33,9 +33,10 @@ def test_a_workload_certificate_is_an_x509_svid(authority: ca.Authority) -> None
     workload = ca.issue(authority, ca.spiffe_id("sidecar-lab", "web"), timedelta(hours=2), NOW)
     cert = workload.certificate
     assert ca.uri_sans(cert) == ["spiffe://sidecar-lab.local/ns/sidecar-lab/sa/web"]
-    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-        x509.DNSName
-    ) == []
+    assert (
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        == []
+    )
     assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
     assert cert.not_valid_after_utc == NOW + timedelta(hours=2)
     assert cert.not_valid_before_utc < NOW  # back-dated for peers whose clock is a little behind

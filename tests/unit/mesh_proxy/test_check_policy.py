@@ -72,7 +72,11 @@ def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:
             lambda d: route(d)["route"]["retry_policy"].update(num_retries=12),
             "retry_policy.num_retries: 12 is greater than the maximum of 10",
         ),
-        ("routes.yaml", lambda d: route(d)["route"].update(timeout="2 seconds"), "route.timeout: '2 seconds' does not match"),
+        (
+            "routes.yaml",
+            lambda d: route(d)["route"].update(timeout="2 seconds"),
+            "route.timeout: '2 seconds' does not match",
+        ),
         (
             "routes.yaml",
             lambda d: route(d)["typed_per_filter_config"]["envoy.filters.http.fault"]["abort"]["percentage"].update(
@@ -80,14 +84,14 @@ def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:
             ),
             "numerator: 150 is greater than the maximum of 100",
         ),
-        ("routes.yaml", lambda d: route(d)["route"].update(cluster="elsewhere"), "route.cluster: must be \"upstream\""),
+        ("routes.yaml", lambda d: route(d)["route"].update(cluster="elsewhere"), 'route.cluster: must be "upstream"'),
         (
             "routes.yaml",
             lambda d: route(d)["route"]["retry_policy"].update(retry_on="5xx,sometimes"),
             "retry_on: '5xx,sometimes' does not match",
         ),
         ("routes.yaml", lambda d: route(d).update(unknown_field=1), "envoy: "),
-        ("routes.yaml", lambda d: d["resources"][0].update(name="inbound"), "resources.0.name: must be \"outbound\""),
+        ("routes.yaml", lambda d: d["resources"][0].update(name="inbound"), 'resources.0.name: must be "outbound"'),
         (
             "clusters.yaml",
             lambda d: cluster(d)["outlier_detection"].update(max_ejection_percent=150),

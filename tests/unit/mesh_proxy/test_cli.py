@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mesh_proxy import ca
-from mesh_proxy import cert_dir
+from mesh_proxy import ca, cert_dir
 from mesh_proxy.startup import Startup
 from tests.support import wait_until
 from tests.unit.mesh_proxy.conftest import ROOT, settings
@@ -143,9 +142,12 @@ def test_the_wait_logs_each_problem_once_and_ends_when_it_is_gone(
             MESH_POLICY_DIR=str(tmp_path / "policy"),
             MESH_UPSTREAM_ADDRESSES="127.0.0.1:8443",
             MESH_RETRY_SECONDS="0.01",
+            MESH_RUN_DIR=str(tmp_path / "run"),
+            MESH_ACCESS_LOG="",
         ),
         envoy,
     )
+    startup.prepare()
     stop = threading.Event()
     result: list[bool] = []
     caplog.set_level(logging.DEBUG, logger="mesh_proxy")
@@ -159,6 +161,5 @@ def test_the_wait_logs_each_problem_once_and_ends_when_it_is_gone(
     assert result == [True]
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
-    assert getattr(errors[0], "file") == str(tmp_path / "certs" / "tls.crt")
+    assert errors[0].__dict__["file"] == str(tmp_path / "certs" / "tls.crt")
     assert startup.endpoints[0].port == 8443
-
