@@ -26,6 +26,7 @@ from mesh_proxy.bootstrap import Endpoint, write_run_dir
 from mesh_proxy.cert_dir import CertificateProblem
 from mesh_proxy.check import PolicyProblem, check_policy
 from mesh_proxy.envoy import exec_envoy, serve_argv
+from mesh_proxy.policy import policy_files
 from mesh_proxy.settings import Settings
 from mesh_proxy.upstream import ResolveProblem, resolve
 
@@ -56,6 +57,8 @@ class Startup:
         self.envoy = envoy
         self.clock = clock
         self.endpoints: list[Endpoint] = []
+        # The last policy verdict by file contents: an unchanged bad policy is not re-run through Envoy.
+        self._policy_verdict: tuple[tuple[bytes | None, ...], PolicyProblem | None] | None = None
 
     def prepare(self) -> None:
         """Make sure MESH_RUN_DIR and the access log's directory are writable; raise StartupError."""
@@ -76,7 +79,7 @@ class Startup:
         certificates = cert_dir.check(self.settings.cert_dir, self.clock())
         if certificates is not None:
             return certificates
-        policy = check_policy(self.settings.policy_dir, self.envoy, self.settings, scratch=self.settings.run_dir)
+        policy = self._check_policy()
         if policy is not None:
             return policy
         resolved = resolve(self.settings.upstream_addresses)
@@ -84,6 +87,14 @@ class Startup:
             return resolved
         self.endpoints = resolved
         return None
+
+    def _check_policy(self) -> PolicyProblem | None:
+        contents = tuple(_read(path) for path in policy_files(self.settings.policy_dir))
+        if self._policy_verdict is not None and self._policy_verdict[0] == contents:
+            return self._policy_verdict[1]
+        verdict = check_policy(self.settings.policy_dir, self.envoy, self.settings, scratch=self.settings.run_dir)
+        self._policy_verdict = (contents, verdict)
+        return verdict
 
     def wait(self, stop: threading.Event) -> bool:
         """Block until every precondition holds (True) or ``stop`` is set (False); log each new problem once."""
@@ -121,6 +132,13 @@ class Startup:
         sys.stdout.flush()
         sys.stderr.flush()
         exec_envoy(argv, self.settings.run_dir)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _fields(problem: Problem) -> dict[str, str]:

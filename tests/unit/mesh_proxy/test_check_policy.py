@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
+from mesh_proxy import policy
 from mesh_proxy.check import check_policy, schema
 from tests.unit.mesh_proxy.conftest import ROOT, settings
 
@@ -139,3 +140,13 @@ def test_unreadable_files_are_named(policy_dir: Path, envoy: Path, content: str 
     assert problem is not None
     assert problem.file == path
     assert reason in problem.reason
+
+
+def test_the_pinned_plumbing_is_what_the_proxy_renders() -> None:
+    """The schema's fixed blocks, the shipped file and the rendered file names must agree."""
+    pinned = schema()["$defs"]["cluster"]["properties"]
+    assert pinned["transport_socket"]["const"] == policy.upstream_transport_socket()
+    assert pinned["eds_cluster_config"]["const"] == policy.upstream_eds_config()
+    shipped = cluster(yaml.safe_load((ROOT / "config" / "mesh" / "clusters.yaml").read_text()))
+    assert shipped["transport_socket"] == policy.upstream_transport_socket()
+    assert shipped["eds_cluster_config"] == policy.upstream_eds_config()
