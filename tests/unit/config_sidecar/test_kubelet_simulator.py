@@ -27,3 +27,17 @@ def test_layout_after_updates(volume: KubeletVolume) -> None:
 def test_refuses_keys_kubelet_would_not_write(volume: KubeletVolume) -> None:
     with pytest.raises(ValueError):
         volume.write({"..data": "x"})
+    with pytest.raises(ValueError):
+        volume.write({"mesh/../app.yaml": "x"})
+
+
+def test_nested_item_paths_get_one_visible_link_for_their_directory(volume: KubeletVolume) -> None:
+    """ConfigMap ``items`` with ``path: mesh/routes.yaml``: kubelet links ``mesh -> ..data/mesh``."""
+    volume.write({"app.yaml": "a: 1\n", "mesh/routes.yaml": "r: 1\n", "mesh/clusters.yaml": "c: 1\n"})
+    second = volume.write({"app.yaml": "a: 1\n", "mesh/routes.yaml": "r: 2\n"})
+    assert sorted(os.listdir(volume.directory)) == sorted(["..data", second.name, "app.yaml", "mesh"])
+    assert os.readlink(volume.directory / "mesh") == "..data/mesh"
+    assert (volume.directory / "mesh" / "routes.yaml").read_text() == "r: 2\n"
+    assert not (volume.directory / "mesh" / "clusters.yaml").exists()
+    volume.write({"app.yaml": "a: 1\n"})
+    assert not (volume.directory / "mesh").exists()  # the last item under mesh/ is gone, and so is the link
