@@ -84,7 +84,7 @@ def test_a_slow_upstream_is_cut_at_the_route_timeout(mesh: Mesh) -> None:
     status, body = get(web.outbound_port, "/api/slow?seconds=5")
     took = time.monotonic() - started
     assert status == 504, body
-    assert 0.5 <= took < 4, f"cut after {took:.2f} s, not at the 0.5 s route timeout"
+    assert 0.45 <= took < 4, f"cut after {took:.2f} s, not at the 0.5 s route timeout"  # timers may fire early
     assert web.stat("cluster.upstream.upstream_rq_timeout") == 1
 
 
