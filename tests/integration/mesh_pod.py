@@ -189,7 +189,7 @@ class MeshProxy:
             "MESH_STATS_HOST": "127.0.0.1",
             "MESH_STATS_PORT": str(self.stats_port),
             "MESH_APP_PORT": str(app_port or free_tcp_port()),
-            "MESH_UPSTREAM_ADDRESSES": ",".join(f"127.0.0.1:{port}" for port in upstream_ports or (free_tcp_port(),)),
+            "MESH_UPSTREAM_ADDRESSES": ",".join(f"127.0.0.1:{port}" for port in upstream_ports),
             "MESH_UPSTREAM_PRINCIPAL": upstream_principal,
             "MESH_ALLOWED_PRINCIPALS": ",".join(allowed_principals),
             "MESH_CERT_DIR": str(self.cert_dir),

@@ -110,3 +110,11 @@ def test_the_stats_port_serves_only_ready_and_prometheus(api: tuple[MeshProxy, S
     assert proxy.process is not None
     assert proxy.process.running(), "Envoy must survive /quitquitquit on 9903"
     assert get(proxy.stats_port, "/ready")[0] == 200
+
+
+def test_a_pod_without_an_upstream_answers_503_on_its_outbound_side(api: tuple[MeshProxy, ScriptedApp]) -> None:
+    proxy, app = api
+    assert proxy.env["MESH_UPSTREAM_ADDRESSES"] == ""
+    status, _ = get(proxy.outbound_port, "/api/greeting")
+    assert status == 503
+    assert app.requests == 0

@@ -30,7 +30,7 @@ class Settings:
     upstream_addresses: tuple[str, ...] = setting(
         "MESH_UPSTREAM_ADDRESSES",
         ("demo-app:8443",),
-        "comma-separated host:port of the upstream pods' inbound listeners (names resolved at start)",
+        "comma-separated host:port of the upstream pods' inbound listeners (names resolved at start); empty = none",
     )
     upstream_principal: str = setting(
         "MESH_UPSTREAM_PRINCIPAL",
@@ -108,8 +108,6 @@ class Settings:
                 raise SettingsError(
                     variable, f"{host!r} is not an IP address (Envoy binds and connects to IPs)"
                 ) from None
-        if not self.upstream_addresses:
-            raise SettingsError("MESH_UPSTREAM_ADDRESSES", "must name at least one host:port")
         for address in self.upstream_addresses:
             try:
                 split_host_port(address)

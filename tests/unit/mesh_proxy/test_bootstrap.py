@@ -108,6 +108,7 @@ def test_an_empty_access_log_goes_to_stdout() -> None:
         {},
         {"MESH_ACCESS_LOG": "", "MESH_ALLOWED_PRINCIPALS": "", "MESH_CONCURRENCY": "2"},
         {"MESH_ALLOWED_PATH_PREFIXES": "/api/,/v2/", "MESH_INBOUND_TIMEOUT_SECONDS": "0.25"},
+        {"MESH_UPSTREAM_ADDRESSES": ""},
     ],
 )
 def test_the_real_envoy_accepts_the_rendered_run_dir(tmp_path: Path, envoy: Path, env: dict[str, str]) -> None:
@@ -120,7 +121,8 @@ def test_the_real_envoy_accepts_the_rendered_run_dir(tmp_path: Path, envoy: Path
         **env,
     }
     custom = settings(**env)
-    bootstrap = write_run_dir(custom, [Endpoint("127.0.0.1", 8443), Endpoint("::1", 8443)], "node")
+    endpoints = [Endpoint("127.0.0.1", 8443), Endpoint("::1", 8443)] if custom.upstream_addresses else []
+    bootstrap = write_run_dir(custom, endpoints, "node")
     assert validate(envoy, bootstrap, custom.run_dir) is None
     for relative in [*policy.SDS_FILES.values(), policy.UPSTREAM_ENDPOINTS_FILE]:
         assert json.loads((custom.run_dir / relative).read_text())["resources"]

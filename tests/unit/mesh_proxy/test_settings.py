@@ -15,7 +15,6 @@ from tests.unit.mesh_proxy.conftest import settings
         ({"MESH_STATS_PORT": "8443"}, "MESH_STATS_PORT"),
         ({"MESH_APP_HOST": "localhost"}, "MESH_APP_HOST"),
         ({"MESH_UPSTREAM_ADDRESSES": "demo-app"}, "MESH_UPSTREAM_ADDRESSES"),
-        ({"MESH_UPSTREAM_ADDRESSES": ""}, "MESH_UPSTREAM_ADDRESSES"),
         ({"MESH_UPSTREAM_PRINCIPAL": "demo-app"}, "MESH_UPSTREAM_PRINCIPAL"),
         ({"MESH_ALLOWED_PRINCIPALS": "spiffe://lab/web,web"}, "MESH_ALLOWED_PRINCIPALS"),
         ({"MESH_ALLOWED_PATH_PREFIXES": "api/"}, "MESH_ALLOWED_PATH_PREFIXES"),
@@ -38,3 +37,7 @@ def test_upstream_addresses_accept_names_ips_and_ipv6() -> None:
 
 def test_an_empty_principal_list_is_allowed_and_means_nobody() -> None:
     assert settings(MESH_ALLOWED_PRINCIPALS="").allowed_principals == ()
+
+
+def test_no_upstream_is_allowed_for_a_pod_that_calls_none() -> None:
+    assert settings(MESH_UPSTREAM_ADDRESSES="").upstream_addresses == ()
