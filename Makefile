@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
-SERVICES := app config-sidecar log-sidecar exporter
+SERVICES := app config-sidecar log-sidecar exporter mesh-proxy
 PACKAGES := libs/sidecar_common $(addprefix services/,$(SERVICES)) services/sink-emulators
 REQUIREMENTS := requirements-dev.txt libs/sidecar_common/requirements.txt $(addsuffix /requirements.txt,$(addprefix services/,$(SERVICES)))
 LINT_PATHS := libs services tests bench scripts
@@ -39,7 +39,7 @@ test-integration: install ## Run the integration tests (real processes on 127.0.
 lint: install ## Run ruff (lint and format check) and mypy (--strict on the services, libs and scripts)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
-	$(BIN)/mypy libs/sidecar_common/sidecar_common services/app/demo_app services/config-sidecar/config_sidecar services/log-sidecar/log_sidecar services/exporter/metrics_exporter services/sink-emulators/sink_emulators scripts/local_pod.py
+	$(BIN)/mypy libs/sidecar_common/sidecar_common services/app/demo_app services/config-sidecar/config_sidecar services/log-sidecar/log_sidecar services/exporter/metrics_exporter services/sink-emulators/sink_emulators services/mesh-proxy/mesh_proxy scripts/local_pod.py
 	$(BIN)/mypy tests bench
 
 fmt: install ## Format and auto-fix the code with ruff

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PLOTS = DOCS / "benchmarks"
 
-ORDER = ["log_sidecar", "rsyslog", "es_emulator", "config_sidecar", "exporter", "pod_overhead"]
+ORDER = ["log_sidecar", "rsyslog", "es_emulator", "config_sidecar", "exporter", "pod_overhead", "mesh"]
 
 
 def machine_description() -> list[str]:

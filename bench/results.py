@@ -44,8 +44,9 @@ def write_results(
     series: dict[str, list[float]] | None = None,
     directory: Path = RESULTS_DIR,
     plots: list[dict[str, Any]] | None = None,
+    description: str = "",
 ) -> Path:
-    """Write one benchmark's results; ``plots`` are explicit x/y charts for bench/report.py."""
+    """Write one benchmark's results; ``plots`` are explicit x/y charts, ``description`` a paragraph for the report."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{benchmark}.json"
     payload = {
@@ -55,5 +56,7 @@ def write_results(
         "series": series or {},
         "plots": plots or [],
     }
+    if description:
+        payload["description"] = description
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

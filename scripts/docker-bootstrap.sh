@@ -40,6 +40,7 @@ SERVICE_IMAGES=(
     "config-sidecar:${PYTHON_SERVICES_DOCKERFILE}"
     "log-sidecar:${PYTHON_SERVICES_DOCKERFILE}"
     "exporter:${PYTHON_SERVICES_DOCKERFILE}"
+    "mesh-proxy:services/mesh-proxy/Dockerfile"
     "es-emulator:services/sink-emulators/Dockerfile"
 )
 

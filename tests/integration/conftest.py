@@ -1,13 +1,15 @@
-"""Fixtures for the integration layer: the Bulk-API emulator and log sidecar processes."""
+"""Fixtures for the integration layer: the Bulk-API emulator, log sidecar and mesh proxy processes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from sink_emulators.elasticsearch import BulkEmulator
 from tests.integration.log_sidecar_process import Sidecar
+from tests.integration.mesh_pod import MeshProxy, Pki, ScriptedApp
 
 
 @pytest.fixture
@@ -23,3 +25,25 @@ def sidecars() -> Iterator[list[Sidecar]]:
     for sidecar in started:
         if sidecar.process is not None and sidecar.process.running():
             sidecar.stop()
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return Pki(tmp_path / "pki")
+
+
+@pytest.fixture
+def apps() -> Iterator[list[ScriptedApp]]:
+    started: list[ScriptedApp] = []
+    yield started
+    for app in started:
+        app.stop()
+
+
+@pytest.fixture
+def proxies() -> Iterator[list[MeshProxy]]:
+    """Mesh proxies to stop after the test (each is Envoy after its start)."""
+    started: list[MeshProxy] = []
+    yield started
+    for proxy in started:
+        proxy.stop()

@@ -20,6 +20,7 @@ SERVICE_PACKAGES = {
     "config-sidecar": "config_sidecar",
     "log-sidecar": "log_sidecar",
     "exporter": "metrics_exporter",
+    "mesh-proxy": "mesh_proxy",
 }
 README_ROW = re.compile(r"^\|\s*`([A-Z][A-Z0-9_]+)`\s*\|\s*([^|]*?)\s*\|")
 

@@ -1,0 +1,275 @@
+"""Mesh proxies as real processes (real Envoy) in front of scripted stand-in apps, on 127.0.0.1.
+
+Each ``MeshProxy`` is ``python -m mesh_proxy`` with every port from a free port,
+its own certificate directory (issued by a test CA), a kubelet-style policy
+volume and a run directory; after its start the process *is* Envoy (exec), so
+its PID is Envoy's. ``ScriptedApp`` is the local app behind an inbound side:
+``/api/slow`` sleeps, ``/api/flaky`` fails two calls out of three, ``/api/fail``
+always fails, anything else answers 200 with the app's name.
+"""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import json
+import socket
+import ssl
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+from mesh_proxy import ca, cert_dir
+from tests.support import ServiceProcess, free_tcp_port, wait_until
+from tests.support.kubelet import KubeletVolume
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMESPACE = "sidecar-lab"
+WEB = "web"
+API = "demo-app"
+
+
+def spiffe(service_account: str) -> str:
+    return ca.spiffe_id(NAMESPACE, service_account)
+
+
+def default_policy() -> dict[str, dict[str, Any]]:
+    """The shipped policy (config/mesh/), as documents the tests edit."""
+    return {
+        name: yaml.safe_load((ROOT / "config" / "mesh" / name).read_text()) for name in ("routes.yaml", "clusters.yaml")
+    }
+
+
+def policy(
+    *,
+    timeout: str = "2s",
+    retries: int = 2,
+    per_try_timeout: str = "1s",
+    abort_percent: int = 0,
+    delay_percent: int = 0,
+    delay: str = "0.5s",
+    consecutive_5xx: int = 3,
+) -> dict[str, str]:
+    """Policy files (``mesh/routes.yaml``, ``mesh/clusters.yaml``) with the knobs the tests turn."""
+    docs = copy.deepcopy(default_policy())
+    route = docs["routes.yaml"]["resources"][0]["virtual_hosts"][0]["routes"][0]
+    route["route"]["timeout"] = timeout
+    route["route"]["retry_policy"]["num_retries"] = retries
+    route["route"]["retry_policy"]["per_try_timeout"] = per_try_timeout
+    fault = route["typed_per_filter_config"]["envoy.filters.http.fault"]
+    fault["abort"]["percentage"]["numerator"] = abort_percent
+    fault["delay"]["percentage"]["numerator"] = delay_percent
+    fault["delay"]["fixed_delay"] = delay
+    docs["clusters.yaml"]["resources"][0]["outlier_detection"]["consecutive_5xx"] = consecutive_5xx
+    return {f"mesh/{name}": yaml.safe_dump(doc, sort_keys=False) for name, doc in docs.items()}
+
+
+class ScriptedApp:
+    """The app behind an inbound side; ``requests`` counts every request it received."""
+
+    def __init__(self, name: str, fail_everything: bool = False) -> None:
+        self.name = name
+        self.fail_everything = fail_everything
+        self.requests = 0
+        self.flaky_calls = 0
+        self.seen: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        app = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                status, body = app.answer(self.path, {k.lower(): v for k, v in self.headers.items()})
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_tcp_port()), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def answer(self, raw_path: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        path = urlsplit(raw_path)
+        with self._lock:
+            self.requests += 1
+            self.seen.append(headers)
+        if self.fail_everything:
+            return 500, {"server": self.name, "error": "always failing"}
+        if path.path == "/api/slow":
+            time.sleep(float(parse_qs(path.query).get("seconds", ["3"])[0]))
+        if path.path == "/api/flaky":
+            with self._lock:
+                self.flaky_calls += 1
+                call = self.flaky_calls
+            if call % 3 != 0:
+                return 503, {"server": self.name, "error": "flaky"}
+        return 200, {"server": self.name, "path": path.path}
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Pki:
+    """A test CA and workload certificates issued from it, written kubelet-style."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.authority = ca.create_authority(directory / "ca", timedelta(days=2), datetime.now(UTC))
+
+    def issue(
+        self, service_account: str, out: Path, *, validity: timedelta = timedelta(hours=1), now: datetime | None = None
+    ) -> ca.WorkloadCertificate:
+        workload = ca.issue(self.authority, spiffe(service_account), validity, now or datetime.now(UTC))
+        cert_dir.publish(out, workload)
+        return workload
+
+    def client_context(self, service_account: str | None, trust: Path | None = None) -> ssl.SSLContext:
+        """A TLS client context trusting this CA, presenting a fresh certificate of ``service_account``."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False  # SPIFFE certificates carry a URI SAN, no DNS name
+        context.load_verify_locations(trust or self.directory / "ca" / ca.CA_CERT)
+        if service_account is not None:
+            out = self.directory / f"client-{service_account}"
+            self.issue(service_account, out)
+            context.load_cert_chain(out / cert_dir.TLS_CERT, out / cert_dir.TLS_KEY)
+        return context
+
+
+class MeshProxy:
+    """One pod's mesh proxy; ``start()`` waits until Envoy's /ready answers 200 on the stats port."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        name: str,
+        *,
+        app_port: int | None = None,
+        upstream_ports: tuple[int, ...] = (),
+        upstream_principal: str = spiffe(API),
+        allowed_principals: tuple[str, ...] = (spiffe(WEB),),
+        policy_files: dict[str, str] | None = None,
+        access_log: bool = True,
+        **env: str,
+    ) -> None:
+        self.name = name
+        self.root = tmp_path / name
+        self.cert_dir = self.root / "certs"
+        self.run_dir = self.root / "run"
+        self.logs = self.root / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.policy = KubeletVolume(self.root / "policy")
+        self.policy.write(policy_files or policy())
+        self.inbound_port, self.outbound_port = free_tcp_port(), free_tcp_port()
+        self.admin_port, self.stats_port = free_tcp_port(), free_tcp_port()
+        self.access_log = self.logs / "envoy-access.log"
+        self.env = {
+            "MESH_INBOUND_HOST": "127.0.0.1",
+            "MESH_INBOUND_PORT": str(self.inbound_port),
+            "MESH_OUTBOUND_PORT": str(self.outbound_port),
+            "MESH_ADMIN_PORT": str(self.admin_port),
+            "MESH_STATS_HOST": "127.0.0.1",
+            "MESH_STATS_PORT": str(self.stats_port),
+            "MESH_APP_PORT": str(app_port or free_tcp_port()),
+            "MESH_UPSTREAM_ADDRESSES": ",".join(f"127.0.0.1:{port}" for port in upstream_ports),
+            "MESH_UPSTREAM_PRINCIPAL": upstream_principal,
+            "MESH_ALLOWED_PRINCIPALS": ",".join(allowed_principals),
+            "MESH_CERT_DIR": str(self.cert_dir),
+            "MESH_POLICY_DIR": str(self.policy.directory),
+            "MESH_RUN_DIR": str(self.run_dir),
+            "MESH_ACCESS_LOG": str(self.access_log) if access_log else "",
+            "MESH_RETRY_SECONDS": "0.1",
+            "LOG_LEVEL": "INFO",
+            **env,
+        }
+        self.process: ServiceProcess | None = None
+
+    def start(self, wait: bool = True) -> MeshProxy:
+        self.process = ServiceProcess.python_module("mesh_proxy", self.env, self.root / "proxy.out").start()
+        if wait:
+            wait_until(self.ready, 30, message=f"{self.name} proxy ready\n{self.output()}")
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def output(self) -> str:
+        return self.process.output()[-6000:] if self.process is not None else ""
+
+    def ready(self) -> bool:
+        assert self.process is not None
+        assert self.process.running(), f"{self.name} proxy exited\n{self.output()}"
+        try:
+            return get(self.stats_port, "/ready")[0] == 200
+        except OSError:
+            return False
+
+    def admin(self, path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=5) as response:
+            return str(response.read().decode())
+
+    def stat(self, name: str) -> int:
+        """One counter or gauge from the admin /stats (0 when Envoy has not created it)."""
+        for line in self.admin(f"/stats?filter=^{name.replace('.', '[.]')}$").splitlines():
+            key, _, value = line.partition(": ")
+            if key == name:
+                return int(value)
+        return 0
+
+    def stop(self) -> int:
+        return self.process.stop() if self.process is not None else 0
+
+
+def get(port: int, path: str, method: str = "GET", timeout: float = 10.0) -> tuple[int, bytes]:
+    """One plaintext request on a fresh connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path, headers={"Connection": "close"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def tls_get(port: int, path: str, context: ssl.SSLContext, timeout: float = 10.0) -> tuple[int, bytes]:
+    """One request over a fresh TLS connection (a new handshake each time)."""
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=timeout)
+    try:
+        connection.request("GET", path, headers={"Connection": "close"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def peer_serial(port: int, context: ssl.SSLContext) -> int:
+    """The serial number of the certificate the server on ``port`` presents now."""
+    from cryptography import x509
+
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="mesh") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
