@@ -91,4 +91,3 @@ def test_a_dotfile_key_is_written_like_kubelet_does(volume: KubeletVolume) -> No
     volume.write({".env": "A=1\n", "conf.d/.hidden": "h", "app.yaml": "a: 1\n"})
     assert os.readlink(volume.directory / ".env") == "..data/.env"
     assert read_config_files(volume.directory) == {"app.yaml": b"a: 1\n"}  # dotfiles are never config
-
