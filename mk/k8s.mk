@@ -53,7 +53,10 @@ undeploy: ## Delete everything the lab created on the kind cluster (the sidecar-
 kind-down: ## Delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
 
+# install runs inside the recipe with its output on stderr: stdout carries only the YAML,
+# so `make k8s-render > file` stays valid even on a fresh clone that builds .venv first.
 k8s-render: ## Print an overlay (K8S_OVERLAY=kind) as deploy applies it, schema-checked for Kubernetes K8S_VERSION
+	@$(MAKE) --no-print-directory install >&2
 	@mkdir -p build/k8s
 	@out=$$(mktemp build/k8s/$(K8S_OVERLAY).XXXXXX.yaml) && trap 'rm -f "$$out"' EXIT && \
 	scripts/k8s-render.sh $(K8S_OVERLAY) $(IMAGE_TAG) > "$$out" && \

@@ -20,11 +20,39 @@ def make(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_help_lists_every_kubernetes_target():
+def help_targets() -> list[str]:
+    """Every target `make help` lists."""
     result = make("help")
     assert result.returncode == 0, result.stderr
-    listed = {line.split()[0].replace("\x1b[36m", "") for line in result.stdout.splitlines() if line.strip()}
-    assert set(TARGETS) <= listed
+    return [line.split()[0].replace("\x1b[36m", "") for line in result.stdout.splitlines() if line.strip()]
+
+
+def test_help_lists_every_kubernetes_target():
+    assert set(TARGETS) <= set(help_targets())
+
+
+def test_every_target_that_runs_a_venv_tool_builds_the_venv_first(tmp_path):
+    """On a fresh clone (no .venv), a target calling .venv/bin/... must run `make install` before it."""
+    venv = tmp_path / "venv"
+    missing = []
+    for target in help_targets():
+        # One stream, in order: k8s-render runs install with its output on stderr.
+        result = subprocess.run(
+            ["make", "--no-print-directory", "-n", target, f"VENV={venv}"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, f"make -n {target}: {result.stdout}"
+        lines = result.stdout.splitlines()
+        uses = [number for number, line in enumerate(lines) if f"{venv}/bin/" in line]
+        created = [number for number, line in enumerate(lines) if f"-m venv {venv}" in line]
+        if uses and not (created and created[0] <= uses[0]):
+            missing.append(target)
+    assert missing == [], f"these targets use {venv}/bin before creating it: add `install` (see k8s-render)"
 
 
 def test_deploy_dry_run_shows_every_step_in_order():
