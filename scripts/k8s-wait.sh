@@ -33,13 +33,18 @@ fi
 has_service() { "${kubectl[@]}" get service "$1" --output name >/dev/null 2>&1; }
 node_port() { "${kubectl[@]}" get service "$1" --output jsonpath='{.spec.ports[0].nodePort}'; }
 
+# What to open on each NodePort: web's / is a 404 (the app serves /api/*), so never print a bare port.
+entry_points=(web:/api/greeting kibana:/app/discover prometheus:/targets)
+
 echo
 echo "sidecar-lab is up (context $context, namespace $namespace):"
-for service in web kibana prometheus; do
+for entry in "${entry_points[@]}"; do
+    service=${entry%%:*}
+    path=${entry#*:}
     if has_service "$service"; then
         port=$(node_port "$service")
         if [[ -n $port ]]; then
-            printf '  %-11s http://127.0.0.1:%s\n' "$service" "$port"
+            printf '  %-11s http://127.0.0.1:%s%s\n' "$service" "$port" "$path"
         fi
     fi
 done
