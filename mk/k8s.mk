@@ -19,8 +19,12 @@ ROLLOUT_TIMEOUT ?= 300s
 K8S_NAMESPACE := sidecar-lab
 K8S_IMAGES := app config-sidecar log-sidecar exporter
 # The Jobs' pod templates are immutable: deploy deletes them so a re-apply with new
-# images recreates (and re-runs) them instead of failing.
+# images recreates (and re-runs) them instead of failing. (observability-setup: the setup
+# Job of earlier versions, now a sidecar of Elasticsearch; deleted if a cluster has it.)
 K8S_JOBS := log-once observability-setup
+# The workloads that join the mesh: the app pods. `make istio` restarts only these; never
+# Elasticsearch, whose data (its users included) lives on an emptyDir of its pod.
+MESH_SELECTOR := app.kubernetes.io/part-of=sidecar-lab
 
 .PHONY: deploy istio undeploy kind-down k8s-render test-manifests
 
@@ -34,9 +38,11 @@ deploy: ## Run the lab on kind: create the cluster if absent, build + load image
 	scripts/k8s-render.sh $(K8S_OVERLAY) $(IMAGE_TAG) | $(KUBECTL) --context $(KUBE_CONTEXT) apply -f -
 	scripts/k8s-wait.sh $(KUBE_CONTEXT) $(ROLLOUT_TIMEOUT)
 
-# The rollout restart: pods created before the namespace got istio-injection=enabled
-# have no Envoy yet. ENABLE_NATIVE_SIDECARS is the default from Istio 1.27 on; set here
-# so older istioctl releases inject Envoy as a native sidecar too.
+# The rollout restart: app pods created before the namespace got istio-injection=enabled
+# have no Envoy yet. Only MESH_SELECTOR's Deployments: the observability backends opt out
+# of injection, and a restart would empty Elasticsearch. ENABLE_NATIVE_SIDECARS is the
+# default from Istio 1.27 on; set here so older istioctl releases inject Envoy as a
+# native sidecar too.
 istio: ## Install Istio on the kind cluster (demo profile, CNI, native sidecars), deploy ISTIO_OVERLAY=kind-istio, inject
 	@command -v $(ISTIOCTL) >/dev/null || { echo "istio: '$(ISTIOCTL)' not found; install istioctl >= 1.27 (https://istio.io)" >&2; exit 1; }
 	$(ISTIOCTL) install --context $(KUBE_CONTEXT) --skip-confirmation \
@@ -44,7 +50,7 @@ istio: ## Install Istio on the kind cluster (demo profile, CNI, native sidecars)
 		--set components.cni.enabled=true \
 		--set values.pilot.env.ENABLE_NATIVE_SIDECARS=true
 	$(MAKE) deploy K8S_OVERLAY=$(ISTIO_OVERLAY)
-	$(KUBECTL) --context $(KUBE_CONTEXT) --namespace $(K8S_NAMESPACE) rollout restart deployment
+	$(KUBECTL) --context $(KUBE_CONTEXT) --namespace $(K8S_NAMESPACE) rollout restart deployment --selector $(MESH_SELECTOR)
 	scripts/k8s-wait.sh $(KUBE_CONTEXT) $(ROLLOUT_TIMEOUT)
 
 undeploy: ## Delete everything the lab created on the kind cluster (the sidecar-lab namespace); Istio stays

@@ -10,7 +10,8 @@ import pytest
 from tests.manifests.conftest import require_tool
 from tests.manifests.rendering import ROOT, unique_documents
 
-SHELL_SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
+# Ours: the scripts, and the ones the manifests mount into containers (ConfigMaps from files).
+SHELL_SCRIPTS = sorted([*(ROOT / "scripts").glob("*.sh"), *(ROOT / "k8s").rglob("*.sh")])
 SERVICE_DOCKERFILES = sorted((ROOT / "services").glob("*/Dockerfile"))
 OTHER_DOCKERFILES = sorted(
     p for p in ROOT.glob("**/Dockerfile") if ".venv" not in p.parts and "services" not in p.relative_to(ROOT).parts
@@ -38,7 +39,7 @@ def inline_scripts(renderings) -> dict[str, str]:
     return found
 
 
-@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_shell_scripts_pass_shellcheck(script):
     result = shellcheck(str(script))
     assert result.returncode == 0, result.stdout
@@ -46,7 +47,7 @@ def test_shell_scripts_pass_shellcheck(script):
 
 def test_scripts_inlined_in_manifests_pass_shellcheck(renderings):
     scripts = inline_scripts(renderings)
-    assert scripts, "expected the observability setup Job and Elasticsearch's probe"
+    assert scripts, "expected the exec probes of Elasticsearch and its setup sidecar"
     failures = {}
     for where, script in scripts.items():
         result = shellcheck("--shell=bash", "-", stdin=script)

@@ -84,6 +84,59 @@ def test_istio_dry_run_installs_with_cni_and_native_sidecars():
     assert "rollout restart deployment" in result.stdout
 
 
+def restart_selectors(dry_run: str) -> list[dict[str, str] | None]:
+    """The label selector of each `rollout restart` in a dry run (None: restarts every Deployment)."""
+    found: list[dict[str, str] | None] = []
+    for line in dry_run.splitlines():
+        if "rollout restart" not in line:
+            continue
+        words = line.split()
+        selector = None
+        for index, word in enumerate(words):
+            if word in ("--selector", "-l") and index + 1 < len(words):
+                selector = words[index + 1]
+            elif word.startswith(("--selector=", "-l=")):
+                selector = word.split("=", 1)[1]
+        found.append(dict(pair.split("=", 1) for pair in selector.split(",")) if selector else None)
+    return found
+
+
+def selected(selector: dict[str, str] | None, doc: dict) -> bool:
+    labels = doc["metadata"].get("labels") or {}
+    return selector is None or all(labels.get(key) == value for key, value in selector.items())
+
+
+@pytest.mark.parametrize("istio_overlay", ["kind-istio", "kind-istio-fault-delay", "kind-istio-fault-abort"])
+def test_make_istio_restarts_the_app_pods_and_never_elasticsearch(overlay, istio_overlay):
+    """Elasticsearch keeps its data, its users too, on an emptyDir: a restart empties it."""
+    result = make("-n", "istio", f"ISTIO_OVERLAY={istio_overlay}")
+    assert result.returncode == 0, result.stderr
+    selectors = restart_selectors(result.stdout)
+    assert selectors, "make istio restarts nothing: pods from before the mesh would keep running without Envoy"
+    deployments = overlay(istio_overlay).of_kind("Deployment")
+    restarted = {doc["metadata"]["name"] for selector in selectors for doc in deployments if selected(selector, doc)}
+    assert restarted == {"demo-app", "web"}
+
+
+def test_the_restart_check_catches_a_restart_of_everything():
+    assert restart_selectors("kubectl -n sidecar-lab rollout restart deployment") == [None]
+    assert restart_selectors("kubectl rollout restart deployment -l a=b,c=d") == [{"a": "b", "c": "d"}]
+
+
+@pytest.mark.parametrize("istio_overlay", ["kind-istio", "kind-istio-fault-delay", "kind-istio-fault-abort"])
+def test_joining_the_mesh_leaves_every_other_pod_template_unchanged(overlay, istio_overlay):
+    """Applying kind-istio over kind must not roll the backends either: a new template is a new pod."""
+    before = {doc["metadata"]["name"]: doc for doc in overlay("kind").of_kind("Deployment")}
+    after = {doc["metadata"]["name"]: doc for doc in overlay(istio_overlay).of_kind("Deployment")}
+    assert set(before) == set(after)
+    rolled = [
+        name
+        for name, doc in after.items()
+        if name not in ("demo-app", "web") and doc["spec"]["template"] != before[name]["spec"]["template"]
+    ]
+    assert rolled == [], f"{istio_overlay} changes the pod template of {rolled}: applying it restarts them"
+
+
 @pytest.mark.parametrize(
     ("target", "command"),
     [("undeploy", "delete namespace sidecar-lab"), ("kind-down", "kind delete cluster --name sidecar-lab")],
