@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
 import pytest
 import yaml
@@ -101,7 +102,7 @@ def restart_selectors(dry_run: str) -> list[dict[str, str] | None]:
     return found
 
 
-def selected(selector: dict[str, str] | None, doc: dict) -> bool:
+def selected(selector: dict[str, str] | None, doc: dict[str, Any]) -> bool:
     labels = doc["metadata"].get("labels") or {}
     return selector is None or all(labels.get(key) == value for key, value in selector.items())
 
