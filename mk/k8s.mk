@@ -15,7 +15,10 @@ K8S_OVERLAY ?= kind
 ISTIO_OVERLAY ?= kind-istio
 # Kubernetes version k8s-render validates against: the default node image of kind v0.33.
 K8S_VERSION ?= 1.37
-ROLLOUT_TIMEOUT ?= 300s
+# How long each Deployment may take to become ready: on a first deploy that includes the
+# kind node pulling an image it has not got (Elasticsearch is about 1.3 GB; deploy loads
+# the ones this machine's Docker has, scripts/kind-preload.sh) and a JVM starting on a laptop.
+ROLLOUT_TIMEOUT ?= 600s
 K8S_NAMESPACE := sidecar-lab
 K8S_IMAGES := app config-sidecar log-sidecar exporter
 # The Jobs' pod templates are immutable: deploy deletes them so a re-apply with new
@@ -34,9 +37,10 @@ deploy: ## Run the lab on kind: create the cluster if absent, build + load image
 	$(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || $(KIND) create cluster --name $(KIND_CLUSTER) --config k8s/kind-cluster.yaml --wait 120s
 	$(MAKE) images IMAGE_TAG=$(IMAGE_TAG)
 	$(foreach image,$(K8S_IMAGES),$(KIND) load docker-image --name $(KIND_CLUSTER) sidecar-lab/$(image):$(IMAGE_TAG) &&) true
+	KIND=$(KIND) KUBECTL=$(KUBECTL) scripts/kind-preload.sh $(KIND_CLUSTER) $(K8S_OVERLAY) $(IMAGE_TAG)
 	$(KUBECTL) --context $(KUBE_CONTEXT) --namespace $(K8S_NAMESPACE) delete job $(K8S_JOBS) --ignore-not-found
 	scripts/k8s-render.sh $(K8S_OVERLAY) $(IMAGE_TAG) | $(KUBECTL) --context $(KUBE_CONTEXT) apply -f -
-	scripts/k8s-wait.sh $(KUBE_CONTEXT) $(ROLLOUT_TIMEOUT)
+	KUBECTL=$(KUBECTL) scripts/k8s-wait.sh $(KUBE_CONTEXT) $(ROLLOUT_TIMEOUT)
 
 # The rollout restart: app pods created before the namespace got istio-injection=enabled
 # have no Envoy yet. Only MESH_SELECTOR's Deployments: the observability backends opt out
@@ -51,7 +55,7 @@ istio: ## Install Istio on the kind cluster (demo profile, CNI, native sidecars)
 		--set values.pilot.env.ENABLE_NATIVE_SIDECARS=true
 	$(MAKE) deploy K8S_OVERLAY=$(ISTIO_OVERLAY)
 	$(KUBECTL) --context $(KUBE_CONTEXT) --namespace $(K8S_NAMESPACE) rollout restart deployment --selector $(MESH_SELECTOR)
-	scripts/k8s-wait.sh $(KUBE_CONTEXT) $(ROLLOUT_TIMEOUT)
+	KUBECTL=$(KUBECTL) scripts/k8s-wait.sh $(KUBE_CONTEXT) $(ROLLOUT_TIMEOUT)
 
 undeploy: ## Delete everything the lab created on the kind cluster (the sidecar-lab namespace); Istio stays
 	$(KUBECTL) --context $(KUBE_CONTEXT) delete namespace $(K8S_NAMESPACE) --ignore-not-found --wait=true
