@@ -13,8 +13,12 @@ KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
 K8S_OVERLAY ?= kind
 # Which overlay `make istio` applies (kind-istio, kind-istio-fault-delay, kind-istio-fault-abort).
 ISTIO_OVERLAY ?= kind-istio
-# Kubernetes version k8s-render validates against: the default node image of kind v0.33.
+# Kubernetes version k8s-render validates against: the node image k8s/kind-cluster.yaml
+# pins (the default of kind v0.33).
 K8S_VERSION ?= 1.37
+# The oldest Kubernetes deploy accepts: native sidecars are on by default from 1.29;
+# kind-classic (ordinary sidecar containers) is for older clusters (validated for 1.28).
+K8S_MIN_VERSION ?= $(if $(filter kind-classic,$(K8S_OVERLAY)),1.28,1.29)
 # How long each Deployment may take to become ready: on a first deploy that includes the
 # kind node pulling an image it has not got (Elasticsearch is about 1.3 GB; deploy loads
 # the ones this machine's Docker has, scripts/kind-preload.sh) and a JVM starting on a laptop.
@@ -35,6 +39,7 @@ deploy: ## Run the lab on kind: create the cluster if absent, build + load image
 	@command -v $(KIND) >/dev/null || { echo "deploy: '$(KIND)' not found; install kind (https://kind.sigs.k8s.io)" >&2; exit 1; }
 	@command -v $(KUBECTL) >/dev/null || { echo "deploy: '$(KUBECTL)' not found; install kubectl" >&2; exit 1; }
 	$(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || $(KIND) create cluster --name $(KIND_CLUSTER) --config k8s/kind-cluster.yaml --wait 120s
+	KUBECTL=$(KUBECTL) scripts/k8s-server-version.sh $(KUBE_CONTEXT) $(K8S_MIN_VERSION)
 	$(MAKE) images IMAGE_TAG=$(IMAGE_TAG)
 	$(foreach image,$(K8S_IMAGES),$(KIND) load docker-image --name $(KIND_CLUSTER) sidecar-lab/$(image):$(IMAGE_TAG) &&) true
 	KIND=$(KIND) KUBECTL=$(KUBECTL) scripts/kind-preload.sh $(KIND_CLUSTER) $(K8S_OVERLAY) $(IMAGE_TAG)
