@@ -36,7 +36,7 @@ up: ## Build and start the whole stack, wait until every container is healthy, p
 	echo ""; \
 	echo "sidecar-lab is up (every port on 127.0.0.1):"; \
 	echo "  app (api tier)   $$(url app 8080 /api/config)"; \
-	echo "  web tier         $$(url web 8080 /)"; \
+	echo "  web tier         $$(url web 8080 /api/greeting)"; \
 	echo "  config sidecar   $$(url app 8081 /status)"; \
 	echo "  log sidecar      $$(url app 8082 /metrics)"; \
 	echo "  exporter         $$(url app 9102 /metrics)"; \

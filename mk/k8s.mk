@@ -13,14 +13,25 @@ KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
 K8S_OVERLAY ?= kind
 # Which overlay `make istio` applies (kind-istio, kind-istio-fault-delay, kind-istio-fault-abort).
 ISTIO_OVERLAY ?= kind-istio
-# Kubernetes version k8s-render validates against: the default node image of kind v0.33.
+# Kubernetes version k8s-render validates against: the node image k8s/kind-cluster.yaml
+# pins (the default of kind v0.33).
 K8S_VERSION ?= 1.37
-ROLLOUT_TIMEOUT ?= 300s
+# The oldest Kubernetes deploy accepts: native sidecars are on by default from 1.29;
+# kind-classic (ordinary sidecar containers) is for older clusters (validated for 1.28).
+K8S_MIN_VERSION ?= $(if $(filter kind-classic,$(K8S_OVERLAY)),1.28,1.29)
+# How long each Deployment may take to become ready: on a first deploy that includes the
+# kind node pulling an image it has not got (Elasticsearch is about 1.3 GB; deploy loads
+# the ones this machine's Docker has, scripts/kind-preload.sh) and a JVM starting on a laptop.
+ROLLOUT_TIMEOUT ?= 600s
 K8S_NAMESPACE := sidecar-lab
 K8S_IMAGES := app config-sidecar log-sidecar exporter
 # The Jobs' pod templates are immutable: deploy deletes them so a re-apply with new
-# images recreates (and re-runs) them instead of failing.
+# images recreates (and re-runs) them instead of failing. (observability-setup: the setup
+# Job of earlier versions, now a sidecar of Elasticsearch; deleted if a cluster has it.)
 K8S_JOBS := log-once observability-setup
+# The workloads that join the mesh: the app pods. `make istio` restarts only these; never
+# Elasticsearch, whose data (its users included) lives on an emptyDir of its pod.
+MESH_SELECTOR := app.kubernetes.io/part-of=sidecar-lab
 
 .PHONY: deploy istio undeploy kind-down k8s-render test-manifests
 
@@ -28,15 +39,19 @@ deploy: ## Run the lab on kind: create the cluster if absent, build + load image
 	@command -v $(KIND) >/dev/null || { echo "deploy: '$(KIND)' not found; install kind (https://kind.sigs.k8s.io)" >&2; exit 1; }
 	@command -v $(KUBECTL) >/dev/null || { echo "deploy: '$(KUBECTL)' not found; install kubectl" >&2; exit 1; }
 	$(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || $(KIND) create cluster --name $(KIND_CLUSTER) --config k8s/kind-cluster.yaml --wait 120s
+	KUBECTL=$(KUBECTL) scripts/k8s-server-version.sh $(KUBE_CONTEXT) $(K8S_MIN_VERSION)
 	$(MAKE) images IMAGE_TAG=$(IMAGE_TAG)
 	$(foreach image,$(K8S_IMAGES),$(KIND) load docker-image --name $(KIND_CLUSTER) sidecar-lab/$(image):$(IMAGE_TAG) &&) true
+	KIND=$(KIND) KUBECTL=$(KUBECTL) scripts/kind-preload.sh $(KIND_CLUSTER) $(K8S_OVERLAY) $(IMAGE_TAG)
 	$(KUBECTL) --context $(KUBE_CONTEXT) --namespace $(K8S_NAMESPACE) delete job $(K8S_JOBS) --ignore-not-found
 	scripts/k8s-render.sh $(K8S_OVERLAY) $(IMAGE_TAG) | $(KUBECTL) --context $(KUBE_CONTEXT) apply -f -
-	scripts/k8s-wait.sh $(KUBE_CONTEXT) $(ROLLOUT_TIMEOUT)
+	KUBECTL=$(KUBECTL) scripts/k8s-wait.sh $(KUBE_CONTEXT) $(ROLLOUT_TIMEOUT)
 
-# The rollout restart: pods created before the namespace got istio-injection=enabled
-# have no Envoy yet. ENABLE_NATIVE_SIDECARS is the default from Istio 1.27 on; set here
-# so older istioctl releases inject Envoy as a native sidecar too.
+# The rollout restart: app pods created before the namespace got istio-injection=enabled
+# have no Envoy yet. Only MESH_SELECTOR's Deployments: the observability backends opt out
+# of injection, and a restart would empty Elasticsearch. ENABLE_NATIVE_SIDECARS is the
+# default from Istio 1.27 on; set here so older istioctl releases inject Envoy as a
+# native sidecar too.
 istio: ## Install Istio on the kind cluster (demo profile, CNI, native sidecars), deploy ISTIO_OVERLAY=kind-istio, inject
 	@command -v $(ISTIOCTL) >/dev/null || { echo "istio: '$(ISTIOCTL)' not found; install istioctl >= 1.27 (https://istio.io)" >&2; exit 1; }
 	$(ISTIOCTL) install --context $(KUBE_CONTEXT) --skip-confirmation \
@@ -44,8 +59,8 @@ istio: ## Install Istio on the kind cluster (demo profile, CNI, native sidecars)
 		--set components.cni.enabled=true \
 		--set values.pilot.env.ENABLE_NATIVE_SIDECARS=true
 	$(MAKE) deploy K8S_OVERLAY=$(ISTIO_OVERLAY)
-	$(KUBECTL) --context $(KUBE_CONTEXT) --namespace $(K8S_NAMESPACE) rollout restart deployment
-	scripts/k8s-wait.sh $(KUBE_CONTEXT) $(ROLLOUT_TIMEOUT)
+	$(KUBECTL) --context $(KUBE_CONTEXT) --namespace $(K8S_NAMESPACE) rollout restart deployment --selector $(MESH_SELECTOR)
+	KUBECTL=$(KUBECTL) scripts/k8s-wait.sh $(KUBE_CONTEXT) $(ROLLOUT_TIMEOUT)
 
 undeploy: ## Delete everything the lab created on the kind cluster (the sidecar-lab namespace); Istio stays
 	$(KUBECTL) --context $(KUBE_CONTEXT) delete namespace $(K8S_NAMESPACE) --ignore-not-found --wait=true

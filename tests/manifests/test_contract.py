@@ -23,6 +23,8 @@ from tests.manifests.service_contract import (
 )
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+# The compose service that owns the app pod's network namespace (Kubernetes' pause container).
+COMPOSE_PAUSE = "pause"
 # Placeholder for values Kubernetes fills in at run time (Secrets, the Downward API).
 FROM_CLUSTER = "filled-in-by-kubernetes"
 # Variables whose values legitimately differ between compose and Kubernetes, and why.
@@ -209,13 +211,30 @@ def compose_pod() -> dict[str, dict[str, Any]]:
         pytest.skip("docker-compose.yml does not exist yet (written in parallel): nothing to compare")
     services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
     pod = {}
-    for name, service in services.items():
+    for service in services.values():
         image = str(service.get("image", "")).replace("${IMAGE_TAG:-0.1.0}", "0.1.0")
         our = service_of_image(image)
-        # The pod = the `app` service and the sidecars sharing its network namespace.
-        if our and (name == "app" or service.get("network_mode") == "service:app"):
+        # The pod = the containers sharing the pause container's network namespace.
+        if our and service.get("network_mode") == f"service:{COMPOSE_PAUSE}":
             pod[our] = service
     return pod
+
+
+def test_compose_pod_shares_the_namespace_of_a_pause_container_that_publishes_its_ports():
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    pause = services[COMPOSE_PAUSE]
+    # Nothing of ours runs there, and it never restarts on its own accord.
+    assert service_of_image(str(pause["image"]).replace("${IMAGE_TAG:-0.1.0}", "0.1.0")) is None
+    joined = {name for name, service in services.items() if service.get("network_mode") == f"service:{COMPOSE_PAUSE}"}
+    assert joined == {"app", "config-sidecar", "log-sidecar", "exporter"}
+    for name in joined:
+        # A container in another's namespace cannot publish ports; the pause container does.
+        assert not services[name].get("ports"), f"{name} publishes ports: publish them on {COMPOSE_PAUSE}"
+        assert services[name]["depends_on"][COMPOSE_PAUSE]["condition"] == "service_started", name
+    published = {str(port).rsplit(":", 1)[-1] for port in pause["ports"]}
+    assert published == {"8080", "8081", "8082", "9102"}
+    # The pod keeps the name others reach it by (web's APP_UPSTREAM_URL, Prometheus's targets).
+    assert "app" in pause["networks"]["default"]["aliases"]
 
 
 def compose_env(service: dict[str, Any]) -> dict[str, str]:

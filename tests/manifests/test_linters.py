@@ -12,7 +12,8 @@ import yaml
 from tests.manifests.rendering import ROOT, unique_documents
 from tests.support.tools import require_tool
 
-SHELL_SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
+# Ours: the scripts, and the ones the manifests mount into containers (ConfigMaps from files).
+SHELL_SCRIPTS = sorted([*(ROOT / "scripts").glob("*.sh"), *(ROOT / "k8s").rglob("*.sh")])
 # The Python services' images: one shared Dockerfile, one stage per service (SERVICE picks it).
 PYTHON_SERVICES_DOCKERFILE = ROOT / "services" / "Dockerfile"
 SERVICE_DOCKERFILES = [PYTHON_SERVICES_DOCKERFILE, *sorted((ROOT / "services").glob("*/Dockerfile"))]
@@ -42,7 +43,7 @@ def inline_scripts(renderings) -> dict[str, str]:
     return found
 
 
-@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_shell_scripts_pass_shellcheck(script):
     result = shellcheck(str(script))
     assert result.returncode == 0, result.stdout
@@ -50,7 +51,7 @@ def test_shell_scripts_pass_shellcheck(script):
 
 def test_scripts_inlined_in_manifests_pass_shellcheck(renderings):
     scripts = inline_scripts(renderings)
-    assert scripts, "expected the observability setup Job and Elasticsearch's probe"
+    assert scripts, "expected the exec probes of Elasticsearch and its setup sidecar"
     failures = {}
     for where, script in scripts.items():
         result = shellcheck("--shell=bash", "-", stdin=script)

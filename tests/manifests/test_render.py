@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -154,3 +156,49 @@ def test_a_broken_kustomization_is_reported(tmp_path):
     workdir = write_combination(tmp_path / "broken", ["no-such-component"])
     with pytest.raises(RenderError, match="no-such-component"):
         kustomize(workdir)
+
+
+def test_web_config_mirrors_the_compose_web_config():
+    compose_config = K8S.parent / "deploy" / "compose" / "web" / "config"
+    k8s_config = K8S / "base" / "web-config"
+    names = sorted(p.name for p in compose_config.iterdir() if p.is_file())
+    assert sorted(p.name for p in k8s_config.iterdir()) == names
+    for name in names:
+        assert (k8s_config / name).read_text() == (compose_config / name).read_text(), (
+            f"k8s/base/web-config/{name} differs from deploy/compose/web/config/{name}: copy it over"
+        )
+    schema = json.loads((K8S.parent / "services" / "config-sidecar" / "schemas" / "app.schema.json").read_text())
+    jsonschema.validate(yaml.safe_load((k8s_config / "app.yaml").read_text()), schema)
+
+
+def config_maps_used_by(pod: dict[str, Any]) -> set[str]:
+    """Every ConfigMap a pod spec reads: volumes (plain or projected), env and envFrom."""
+    used = set()
+    for volume in pod.get("volumes", []):
+        if "configMap" in volume:
+            used.add(volume["configMap"]["name"])
+        for source in volume.get("projected", {}).get("sources", []):
+            if "configMap" in source:
+                used.add(source["configMap"]["name"])
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        for env in container.get("env", []):
+            ref = env.get("valueFrom", {}).get("configMapKeyRef")
+            if ref:
+                used.add(ref["name"])
+        for source in container.get("envFrom", []):
+            if "configMapRef" in source:
+                used.add(source["configMapRef"]["name"])
+    return used
+
+
+def test_web_reads_only_its_own_config_and_its_chaos_is_off(renderings):
+    """demo-app's chaos knobs (labs 01, 05) must make demo-app fail, never web before it calls demo-app."""
+    for rendering in renderings:
+        web = pod_spec(deployment(rendering, "web"))
+        used = config_maps_used_by(web)
+        assert "web-config" in used, f"{rendering.name}: web does not read web-config"
+        assert "app-config" not in used, f"{rendering.name}: web reads demo-app's app-config"
+        config_map = next(doc for doc in rendering.of_kind("ConfigMap") if doc["metadata"]["name"] == "web-config")
+        chaos = yaml.safe_load(config_map["data"]["app.yaml"]).get("chaos") or {}
+        assert not chaos.get("error_rate"), f"{rendering.name}: web's chaos.error_rate is on"
+        assert not chaos.get("latency_ms"), f"{rendering.name}: web's chaos.latency_ms is on"

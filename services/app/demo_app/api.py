@@ -68,7 +68,9 @@ def greeting() -> Response:
                 exc.detail,
                 extra={"event.action": "upstream-failed", "error.message": exc.detail, "upstream.outcome": exc.outcome},
             )
-            raise ApiError(exc.status, exc.error, exc.detail, upstream=state.upstream.url) from None
+            # The upstream's own status, when it answered, next to ours (which relays a 5xx as is).
+            answered = {} if exc.upstream_status is None else {"upstream_status": exc.upstream_status}
+            raise ApiError(exc.status, exc.error, exc.detail, upstream=state.upstream.url, **answered) from None
     return jsonify(body)
 
 

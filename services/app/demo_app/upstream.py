@@ -14,14 +14,25 @@ from demo_app.statsd import StatsdClient
 
 
 class UpstreamError(Exception):
-    """The upstream call failed; ``status`` is what we answer (502 bad answer, 504 timeout)."""
+    """The upstream call failed; ``status`` is what we answer, ``upstream_status`` what the upstream did (if it did)."""
 
-    def __init__(self, status: int, error: str, detail: str, outcome: str) -> None:
+    def __init__(self, status: int, error: str, detail: str, outcome: str, upstream_status: int | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.error = error
         self.detail = detail
         self.outcome = outcome
+        self.upstream_status = upstream_status
+
+
+def relayed_status(upstream_status: int) -> int:
+    """What we answer when the upstream answered ``upstream_status`` instead of 200.
+
+    A 5xx is the upstream's own failure (or its mesh proxy's: an injected 503, a 504 timeout)
+    and is relayed as is, so the caller and every histogram see what really failed; anything
+    else (3xx, 4xx) means our call was wrong, a bad gateway from the caller's side: 502.
+    """
+    return upstream_status if 500 <= upstream_status <= 599 else 502
 
 
 class UpstreamClient:
@@ -62,11 +73,18 @@ class UpstreamClient:
             response = self._session().get(self._request_url, headers=dict(headers), timeout=self.timeout_seconds)
             outcome = str(response.status_code)
             if response.status_code != 200:
-                raise UpstreamError(502, "bad gateway", f"upstream {self.url} answered {response.status_code}", outcome)
+                status = relayed_status(response.status_code)
+                raise UpstreamError(
+                    status,
+                    "upstream error" if status == response.status_code else "bad gateway",
+                    f"upstream {self.url} answered {response.status_code}",
+                    outcome,
+                    upstream_status=response.status_code,
+                )
             body = response.json()
             if not isinstance(body, dict):
                 raise UpstreamError(
-                    502, "bad gateway", f"upstream {self.url} answered JSON that is not an object", outcome
+                    502, "bad gateway", f"upstream {self.url} answered JSON that is not an object", outcome, 200
                 )
             return body
         except requests.Timeout:
@@ -76,7 +94,7 @@ class UpstreamClient:
             ) from None
         except requests.JSONDecodeError:
             raise UpstreamError(
-                502, "bad gateway", f"upstream {self.url} answered with invalid JSON", outcome
+                502, "bad gateway", f"upstream {self.url} answered with invalid JSON", outcome, 200
             ) from None
         except requests.RequestException as exc:
             outcome = "error"

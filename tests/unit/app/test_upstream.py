@@ -1,4 +1,4 @@
-"""/api/greeting with an upstream: trace headers forwarded, bounded time, clear 502/504 errors."""
+"""/api/greeting with an upstream: trace headers forwarded, bounded time, 5xx relayed, clear 502/504 errors."""
 
 from __future__ import annotations
 
@@ -108,14 +108,32 @@ def test_request_id_is_created_and_forwarded_when_the_caller_sent_none(web: Flas
     assert upstream.seen[0]["x-request-id"] == response.headers["X-Request-Id"]
 
 
-def test_upstream_error_status_is_a_502(web: FlaskClient, upstream: Upstream, statsd: RecordingStatsd) -> None:
-    upstream.status = 503
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_upstream_5xx_is_relayed_as_is(
+    web: FlaskClient, upstream: Upstream, statsd: RecordingStatsd, status: int
+) -> None:
+    """An injected 503 (a mesh fault) or an upstream 504 shows as itself, not as our 502."""
+    upstream.status = status
+    upstream.body = b'{"error": "chaos"}'
+    response = web.get("/api/greeting")
+    assert response.status_code == status
+    body = response.get_json()
+    assert body["error"] == "upstream error"
+    assert body["upstream_status"] == status
+    assert f"answered {status}" in body["detail"]
+    assert f"app.upstream.calls:1|c|#status:{status}" in statsd.lines
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 429])
+def test_upstream_4xx_is_a_502_naming_the_upstream_status(web: FlaskClient, upstream: Upstream, status: int) -> None:
+    """A 4xx means our call was wrong: from the caller's side the gateway is bad."""
+    upstream.status = status
     response = web.get("/api/greeting")
     assert response.status_code == 502
     body = response.get_json()
     assert body["error"] == "bad gateway"
-    assert "answered 503" in body["detail"]
-    assert "app.upstream.calls:1|c|#status:503" in statsd.lines
+    assert body["upstream_status"] == status
+    assert f"answered {status}" in body["detail"]
 
 
 def test_upstream_invalid_json_is_a_502(web: FlaskClient, upstream: Upstream) -> None:
@@ -123,6 +141,7 @@ def test_upstream_invalid_json_is_a_502(web: FlaskClient, upstream: Upstream) ->
     response = web.get("/api/greeting")
     assert response.status_code == 502
     assert "invalid JSON" in response.get_json()["detail"]
+    assert response.get_json()["upstream_status"] == 200
 
 
 def test_slow_upstream_is_cut_off_with_a_504(web: FlaskClient, upstream: Upstream, statsd: RecordingStatsd) -> None:
@@ -131,6 +150,7 @@ def test_slow_upstream_is_cut_off_with_a_504(web: FlaskClient, upstream: Upstrea
     upstream.hang.set()
     assert response.status_code == 504
     assert response.get_json()["error"] == "gateway timeout"
+    assert "upstream_status" not in response.get_json()  # it never answered
     assert "within 0.5 s" in response.get_json()["detail"]
     assert "app.upstream.calls:1|c|#status:timeout" in statsd.lines
 
@@ -140,6 +160,7 @@ def test_unreachable_upstream_is_a_502(make_app: AppFactory, statsd: RecordingSt
     response = app.test_client().get("/api/greeting")
     assert response.status_code == 502
     assert "unreachable" in response.get_json()["detail"]
+    assert "upstream_status" not in response.get_json()
     assert "app.upstream.calls:1|c|#status:error" in statsd.lines
     state = app.extensions[EXTENSION_KEY]
     assert isinstance(state, AppState)
@@ -158,7 +179,7 @@ def test_credentials_in_the_upstream_url_never_reach_answers_or_logs(
     assert isinstance(state, AppState)
     assert state.upstream is not None
     state.upstream.close()
-    assert response.status_code == 502
+    assert response.status_code == 503
     assert response.get_json()["upstream"] == upstream.url + "/api/greeting"
     assert "s3cret" not in response.get_data(as_text=True)
     assert "s3cret" not in caplog.text

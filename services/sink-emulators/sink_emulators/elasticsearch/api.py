@@ -113,6 +113,11 @@ class ElasticsearchApi:
                 ("_index_template", None),
                 {"PUT": self._put_template, "POST": self._put_template, "GET": self._get_template},
             ),
+            (("_data_stream",), {"GET": self._get_data_streams}),
+            (
+                ("_data_stream", None),
+                {"GET": self._get_data_streams, "PUT": self._create_data_stream, "DELETE": self._delete_data_stream},
+            ),
             (
                 (None,),
                 {
@@ -341,14 +346,73 @@ class ElasticsearchApi:
                 "provided_name": name,
                 "creation_date": str(int(index.created * 1000)),
             }
-            payload[index.write_name] = {"aliases": {}, "mappings": {}, "settings": {"index": settings}}
+            entry: dict[str, Any] = {"aliases": {}, "mappings": {}, "settings": {"index": settings}}
+            if index.data_stream:
+                settings["hidden"] = "true"
+                entry["data_stream"] = name
+            payload[index.write_name] = entry
         return json_reply(200, payload, "pretty" in request.query)
 
     def _delete_index(self, request: Request, params: list[str]) -> Reply:
+        # The delete index API does not take data streams: named, it refuses; through a
+        # wildcard, it skips them. DELETE /_data_stream/<name> deletes one with its backing index.
+        for part in params[0].split(","):
+            if not any(char in part for char in "*?[") and self.store.data_streams(part):
+                why = errors.matches_data_stream(part)
+                return json_reply(400, errors.request_error(400, why))
         names, problem = self._resolve(params[0])
         if problem is not None:
             return problem
-        self.store.delete_indices(names)
+        streams = {index.name for index in self.store.data_streams(params[0])}
+        self.store.delete_indices([name for name in names if name not in streams])
+        return json_reply(200, {"acknowledged": True})
+
+    def _get_data_streams(self, request: Request, params: list[str]) -> Reply:
+        expression = params[0] if params else "*"
+        streams = self.store.data_streams(expression)
+        if not streams and params and not any(char in expression for char in "*?["):
+            why = errors.cause("index_not_found_exception", f"no such index [{expression}]", index=expression)
+            return json_reply(404, errors.request_error(404, why))
+        payload = {
+            "data_streams": [
+                {
+                    "name": index.name,
+                    "timestamp_field": {"name": "@timestamp"},
+                    "indices": [{"index_name": index.write_name, "index_uuid": index.uuid}],
+                    "generation": 1,
+                    "status": "GREEN",
+                    "template": index.template,
+                    "hidden": False,
+                    "system": False,
+                    "allow_custom_routing": False,
+                    "replicated": False,
+                }
+                for index in streams
+            ]
+        }
+        return json_reply(200, payload, "pretty" in request.query)
+
+    def _create_data_stream(self, request: Request, params: list[str]) -> Reply:
+        name = params[0]
+        problem = index_name_problem(name)
+        if problem is not None:
+            return json_reply(400, errors.request_error(400, errors.invalid_index_name(name, problem)))
+        if not self.store.is_data_stream(name):
+            why = errors.cause(
+                "illegal_argument_exception", f"no matching index template found for data stream [{name}]"
+            )
+            return json_reply(400, errors.request_error(400, why))
+        if self.store.create_index(name) is None:
+            why = errors.cause("resource_already_exists_exception", f"data_stream [{name}] already exists")
+            return json_reply(400, errors.request_error(400, why))
+        return json_reply(200, {"acknowledged": True})
+
+    def _delete_data_stream(self, request: Request, params: list[str]) -> Reply:
+        streams = self.store.data_streams(params[0])
+        if not streams and not any(char in params[0] for char in "*?["):
+            why = errors.cause("resource_not_found_exception", f"data_streams matching [{params[0]}] not found")
+            return json_reply(404, errors.request_error(404, why))
+        self.store.delete_indices([index.name for index in streams])
         return json_reply(200, {"acknowledged": True})
 
     def _put_template(self, request: Request, params: list[str]) -> Reply:

@@ -150,3 +150,12 @@ def index_not_found(index: str) -> dict[str, Any]:
         f"no such index [{index}]",
         **{"resource.type": "index_or_alias", "resource.id": index, "index_uuid": "_na_", "index": index},
     )
+
+
+def matches_data_stream(expression: str) -> dict[str, Any]:
+    """Return the 400 an index-only API (delete index) answers for a data stream's name."""
+    return cause(
+        "illegal_argument_exception",
+        f"The provided expression [{expression}] matches a data stream, specify the corresponding concrete indices"
+        " instead.",
+    )

@@ -1,5 +1,10 @@
 """The emulator's indices: documents by ``_id`` with versions and sequence numbers, templates, data streams.
 
+A data stream is stored under its own name (what clients write to and search) with the name
+of its one backing index, ``.ds-<name>-<yyyy.MM.dd>-000001``, which is what Elasticsearch
+reports in ``_index``. Elasticsearch's built-in templates are installed like on a fresh
+cluster, so ``logs-*-*`` names become data streams unless a higher-priority template says not.
+
 Sources are kept as the JSON bytes the client sent (compact, and every read decodes a fresh
 copy, so a caller can never mutate what is stored). One lock guards everything; a bulk
 request applies all its items under it, like a single-shard index would.
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .index_names import matches_selector, resolve_expression
+from .stack_templates import built_in_templates
 
 # (source JSON bytes, _version, _seq_no). A plain tuple on purpose: the garbage collector stops
 # tracking tuples of atomic values, so a store of millions of documents costs it nothing, where
@@ -33,6 +39,7 @@ class Index:
     next_seq_no: int = 0
     data_stream: bool = False
     created: float = field(default_factory=time.time)
+    template: str | None = None  # the index template that made it a data stream
     # The concrete index a write lands in: a data stream's first backing index, or the index itself.
     write_name: str = field(init=False)
 
@@ -59,13 +66,24 @@ class IndexTemplate:
 
 
 class DocumentStore:
-    """Every index of the emulated cluster, safe to use from the server's request threads."""
+    """Every index of the emulated cluster, safe to use from the server's request threads.
 
-    def __init__(self) -> None:
+    ``stack_templates`` installs Elasticsearch's built-in templates (``logs-*-*`` and the
+    others) as a fresh cluster has them; False is ``stack.templates.enabled: false``.
+    """
+
+    def __init__(self, stack_templates: bool = True) -> None:
         self.lock = threading.RLock()
         self._indices: dict[str, Index] = {}
         self._templates: dict[str, IndexTemplate] = {}
         self._documents_total = 0
+        self._stack_templates = stack_templates
+        self._install_stack_templates()
+
+    def _install_stack_templates(self) -> None:
+        if self._stack_templates:
+            for name, body in built_in_templates().items():
+                self.put_template(name, body)
 
     # Writes (callers hold ``lock`` across a whole bulk request).
 
@@ -73,9 +91,13 @@ class DocumentStore:
         """Return index ``name``, creating it (as a data stream if a template says so) on first write."""
         index = self._indices.get(name)
         if index is None:
-            index = Index(name, data_stream=self._template_for(name) is not None)
+            index = self._new_index(name)
             self._indices[name] = index
         return index
+
+    def _new_index(self, name: str) -> Index:
+        template = self._template_for(name)
+        return Index(name, data_stream=template is not None, template=template.name if template else None)
 
     def existing(self, name: str) -> Index | None:
         return self._indices.get(name)
@@ -122,7 +144,7 @@ class DocumentStore:
         with self.lock:
             if name in self._indices:
                 return None
-            index = Index(name, data_stream=self._template_for(name) is not None)
+            index = self._new_index(name)
             self._indices[name] = index
             return index
 
@@ -152,10 +174,19 @@ class DocumentStore:
             return self._templates.get(name)
 
     def clear(self) -> None:
+        """Forget every index, data stream and user template: a fresh cluster, built-in templates back."""
         with self.lock:
             self._indices.clear()
             self._templates.clear()
             self._documents_total = 0
+            self._install_stack_templates()
+
+    def data_streams(self, expression: str) -> list[Index]:
+        """The data streams an expression names (wildcards allowed), in name order."""
+        with self.lock:
+            streams = [name for name, index in self._indices.items() if index.data_stream]
+            names, _ = resolve_expression(expression, streams)
+            return [self._indices[name] for name in sorted(names)]
 
     # Reads.
 
@@ -164,9 +195,14 @@ class DocumentStore:
             return sorted(self._indices)
 
     def resolve(self, expression: str) -> tuple[list[str], list[str]]:
-        """Resolve an Elasticsearch index expression: (matching names, missing concrete names)."""
+        """Resolve an Elasticsearch index expression: (matching names, missing concrete names).
+
+        A data stream answers to its own name and, named exactly, to its backing index's.
+        """
         with self.lock:
-            return resolve_expression(expression, list(self._indices))
+            backing = {index.write_name: name for name, index in self._indices.items() if index.data_stream}
+            parts = [backing.get(part.strip(), part) for part in expression.split(",")]
+            return resolve_expression(",".join(parts), list(self._indices))
 
     def count(self, selector: str | None = None) -> int:
         """Count documents in the indices ``selector`` picks (prefix or glob); cheap enough to poll."""
