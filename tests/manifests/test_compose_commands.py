@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.manifests.conftest import require_tool
 from tests.manifests.rendering import ROOT
+from tests.support.tools import require_tool
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 CI_FILE = ROOT / "docker-compose.ci.yml"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.manifests.conftest import require_tool
 from tests.manifests.rendering import ROOT
+from tests.support.tools import require_tool
 
 ELASTICSEARCH = "docker.elastic.co/elasticsearch/elasticsearch:8.15.3"
 KIBANA = "docker.elastic.co/kibana/kibana:8.15.3"

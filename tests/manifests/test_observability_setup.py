@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from tests.manifests.conftest import require_tool
 from tests.manifests.rendering import K8S, Rendering
 from tests.manifests.security_stub import ELASTIC_PASSWORD, SecurityStub
 from tests.support import wait_until
+from tests.support.tools import require_tool
 
 SCRIPT = K8S / "components" / "observability" / "setup" / "elasticsearch-setup.sh"
 SHIPPER = ("shipper", "shipper-secret")
