@@ -182,7 +182,7 @@ def test_each_file_has_its_own_schema_and_a_bad_mesh_policy_is_never_published(
     fifty = {
         **good,
         "mesh/routes.yaml": routes.replace(
-            "numerator: 0, denominator: HUNDRED}\n", "numerator: 50, denominator: HUNDRED}\n", 1
+            "numerator: 0, denominator: HUNDRED}  # abort", "numerator: 50, denominator: HUNDRED}  # abort"
         ),
     }
     assert fifty != good
@@ -191,7 +191,7 @@ def test_each_file_has_its_own_schema_and_a_bad_mesh_policy_is_never_published(
     bad = {
         **good,
         "mesh/routes.yaml": routes.replace(
-            "numerator: 0, denominator: HUNDRED}\n", "numerator: 150, denominator: HUNDRED}\n", 1
+            "numerator: 0, denominator: HUNDRED}  # abort", "numerator: 150, denominator: HUNDRED}  # abort"
         ),
     }
     volume.write(bad)
@@ -201,7 +201,7 @@ def test_each_file_has_its_own_schema_and_a_bad_mesh_policy_is_never_published(
     assert "numerator: violates maximum 100" in status["last_error"]["reason"]
     assert (
         status["last_error"]["line"]
-        == routes.splitlines().index(next(line for line in routes.splitlines() if "numerator: 0" in line)) + 1
+        == routes.splitlines().index(next(line for line in routes.splitlines() if "# abort" in line)) + 1
     )
     assert published_files(target) == fifty
     assert sidecar.metric("config_sidecar_refused_files", file="mesh/routes.yaml") == 1

@@ -206,7 +206,11 @@ def test_each_target_is_held_to_its_own_schema(pod_validator: Validator) -> None
     ("old", "new", "reason"),
     [
         (b"timeout: 2s", b"timeout: 2 seconds", "route.timeout: violates pattern"),
-        (b"numerator: 0, denominator: HUNDRED}\n", b"numerator: 150, denominator: HUNDRED}\n", "violates maximum 100"),
+        (
+            b"numerator: 0, denominator: HUNDRED}  # abort",
+            b"numerator: 150, denominator: HUNDRED}  # abort",
+            "maximum 100",
+        ),
         (b"name: outbound", b"name: web-outbound", "resources.0.name"),
     ],
 )
