@@ -942,7 +942,7 @@ def run(settings: Settings) -> int:
     taken = busy_ports(settings)
     if taken:
         supervisor.say(f"ports in use: {', '.join(taken)} (is `make up` or another pod running?)")
-        supervisor.say("set LOCAL_POD_PORT_OFFSET=1000 (or APP_PORT=... etc.) to run on other ports")
+        supervisor.say("set LOCAL_POD_PORT_OFFSET=2000 (or APP_PORT=... etc.) to run on other ports")
         return 1
     for pod in pods:
         pod.volumes.recreate()

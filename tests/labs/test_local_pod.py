@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -253,3 +255,43 @@ def test_settings_that_cannot_work_are_refused_before_anything_starts(
     assert result.returncode == 2, result.stdout + result.stderr
     assert variable in result.stderr
     assert not (tmp_path / "state").exists()
+
+
+def runner_module() -> Any:
+    """scripts/local_pod.py as a module, to read the pods it would start without starting them."""
+    spec = importlib.util.spec_from_file_location("local_pod_runner", RUNNER)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("mesh", [True, False], ids=["mesh", "no-mesh"])
+def test_the_pods_start_envoy_before_the_app_and_web_calls_through_it(tmp_path: Path, mesh: bool) -> None:
+    runner = runner_module()
+    settings = runner.Settings(state_dir=tmp_path, mesh=mesh)
+    settings.validate()
+    api, web = runner.local_pods(settings, tmp_path)
+    names = [[container.name for container in pod.containers] for pod in (api, web)]
+    proxies = (["mesh-proxy"], ["web/mesh-proxy"]) if mesh else ([], [])
+    assert names[0] == ["config-sidecar", "log-sidecar", "exporter", *proxies[0], "app"]
+    assert names[1] == ["web/config-sidecar", "web/log-sidecar", *proxies[1], "web/app"]
+    env = {container.name: container.env for pod in (api, web) for container in pod.containers}
+    if mesh:
+        # Web calls its own Envoy; that Envoy calls the api pod's inbound side and checks its identity.
+        assert env["web/app"]["APP_UPSTREAM_URL"] == "http://127.0.0.1:8101"
+        assert env["web/mesh-proxy"]["MESH_UPSTREAM_ADDRESSES"] == "127.0.0.1:8443"
+        assert env["web/mesh-proxy"]["MESH_UPSTREAM_PRINCIPAL"] == API_IDENTITY
+        assert env["mesh-proxy"]["MESH_ALLOWED_PRINCIPALS"] == WEB_IDENTITY
+        assert env["mesh-proxy"]["MESH_POLICY_DIR"] == env["config-sidecar"]["CONFIG_TARGET_DIR"]
+        assert "mesh/routes.yaml=" in env["web/config-sidecar"]["CONFIG_SCHEMAS"]
+        # Nothing reaches the api pod's app but through its Envoy, whatever LOCAL_POD_HOST says.
+        wide = runner.Settings(state_dir=tmp_path, host="0.0.0.0")  # never bound here: only read
+        assert runner.api_pod(wide, runner.Volumes(tmp_path)).containers[-1].env["APP_HOST"] == "127.0.0.1"
+    else:
+        assert env["web/app"]["APP_UPSTREAM_URL"] == "http://127.0.0.1:8080"
+        assert "CONFIG_SCHEMAS" not in env["config-sidecar"]
+    # The pods' volumes never hold the CA: it lives next to them, in ca/.
+    assert {pod.volumes.root for pod in (api, web)} == {tmp_path, tmp_path / "web"}
