@@ -374,3 +374,58 @@ def test_compose_and_kubernetes_configure_the_pod_alike(overlay):
                     f"{service} mount {path}: compose read_only={read_only}, kubernetes {kubernetes_mounts.get(path)}"
                 )
     assert differences == []
+
+
+def target_port_problems(rendering: Rendering) -> list[str]:
+    """Service ports that would have no endpoint: a target nothing declares, or a name only a native sidecar has.
+
+    A named targetPort declared only by a native sidecar (an init container) resolves from
+    Kubernetes 1.33 on (kubernetes/kubernetes#128850); before, the Service has no endpoint.
+    """
+    problems = []
+    workloads = [doc for doc in rendering.documents if doc.get("kind") in ("Deployment", "StatefulSet", "Job")]
+    for service in rendering.of_kind("Service"):
+        selector = service["spec"].get("selector")
+        pods = [w for w in workloads if selector and selects({"matchLabels": selector}, pod_labels(w))]
+        for port in service["spec"].get("ports", []):
+            target = port.get("targetPort", port["port"])
+            for workload in pods:
+                spec = workload["spec"]["template"]["spec"]
+                regular = [p for c in spec["containers"] for p in c.get("ports", [])]
+                sidecars = [
+                    p
+                    for c in spec.get("initContainers", [])
+                    if c.get("restartPolicy") == "Always"
+                    for p in c.get("ports", [])
+                ]
+                key = "name" if isinstance(target, str) else "containerPort"
+                where = f"{rendering.name}: {resource_name(service)} port {port['name']} -> {resource_name(workload)}"
+                if any(p[key] == target for p in regular):
+                    continue
+                if any(p[key] == target for p in sidecars):
+                    if key == "name":
+                        problems.append(
+                            f"{where}: '{target}' is a native sidecar's port name: before 1.33, use its number"
+                        )
+                    continue
+                problems.append(f"{where}: no container declares {target}")
+    return problems
+
+
+def test_every_service_port_has_an_endpoint_on_every_supported_kubernetes(renderings):
+    problems = []
+    for rendering in renderings:
+        problems += target_port_problems(rendering)
+    assert problems == []
+
+
+def test_the_target_port_check_catches_a_named_sidecar_port(overlay):
+    rendering = overlay("kind")
+    service = copy.deepcopy(next(d for d in rendering.of_kind("Service") if d["metadata"]["name"] == "demo-app"))
+    service["spec"]["ports"][1]["targetPort"] = "metrics"  # the exporter's port, a native sidecar
+    service["spec"]["ports"][2]["targetPort"] = 9999
+    problems = target_port_problems(Rendering(rendering.name, (service,)))
+    assert problems == []  # no workload in that rendering: nothing selected, nothing to say
+    problems = target_port_problems(Rendering(rendering.name, (*rendering.documents, service)))
+    assert any("'metrics' is a native sidecar's port name" in p for p in problems)
+    assert any("no container declares 9999" in p for p in problems)

@@ -184,7 +184,7 @@ def test_web_calls_its_envoy_and_its_envoy_calls_the_demo_app_service_on_the_mes
         assert mesh_port["appProtocol"] == "https"
         assert web_proxy.upstream_addresses == (f"demo-app:{mesh_port['port']}",), "a Service, never pod IPs"
         declared = {p["name"]: p["containerPort"] for p in container(rendering, "demo-app", "mesh-proxy")["ports"]}
-        assert declared[mesh_port["targetPort"]] == api_proxy.inbound_port
+        assert mesh_port["targetPort"] == declared["https-mesh"] == api_proxy.inbound_port
         assert 8080 not in {p["port"] for p in service["spec"]["ports"]}, "nothing may bypass demo-app's Envoy"
         api_app = settings_of(rendering, "demo-app", "app", "app")
         assert api_app.host == "127.0.0.1"
