@@ -10,6 +10,7 @@ because our ids are deterministic), 429 and 5xx are worth retrying, and other
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -20,6 +21,7 @@ from log_sidecar.sinks.base import ItemFailure, PayloadRejectedError, SendResult
 FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason"
 _FINER_THAN_HOUR = ("%M", "%S", "%f", "%s", "%c", "%X", "%T", "%R", "%r")
 _CACHE_LIMIT = 4096
+_HTML_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 class IndexNamer:
@@ -110,21 +112,34 @@ def parse_response(body: bytes, sent: int) -> SendResult:
 
 
 def check_status(status: int, body: bytes, retry_after: str | None) -> None:
-    """Raise for a whole-request failure; return for 200."""
+    """Raise for a whole-request failure; return for 200.
+
+    400 and 413 are about the body (a proxy's 413 too: split, never dead-letter a document for
+    its batch's size); everything else is the sink being unavailable, whatever the body says
+    (an ingress's HTML 502 page, a 401 while credentials rotate): retried, never dead-lettered.
+    """
     if status == 200:
         return
     detail = error_summary(body)
     if status in (400, 413):
         raise PayloadRejectedError(status, detail)
-    reason = "unauthorized" if status in (401, 403) else retry_reason(status) or f"http_{status}"
+    if status == 403 and detail.startswith("cluster_block_exception"):
+        reason = "cluster_block"  # e.g. the disk flood-stage block: lifted once space is freed
+    elif status in (401, 403):
+        reason = "unauthorized"
+    else:
+        reason = retry_reason(status) or f"http_{status}"
     raise SinkUnavailableError(reason, f"HTTP {status}: {detail}", parse_retry_after(retry_after))
 
 
 def error_summary(body: bytes) -> str:
-    """The type and reason of an Elasticsearch error body, or its start."""
+    """The type and reason of an Elasticsearch error body, the title of an HTML error page, or the body's start."""
     try:
         payload = json.loads(body)
     except ValueError:
+        title = _HTML_TITLE.search(body[:4096])
+        if title is not None:  # an error page from a proxy or ingress in front of Elasticsearch
+            return "HTML page: " + " ".join(title.group(1).decode("utf-8", "replace").split())
         return body[:200].decode("utf-8", "replace")
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict):

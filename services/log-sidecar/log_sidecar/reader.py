@@ -67,6 +67,8 @@ class Reader:
         self._wall_clock = wall_clock
         self._next_metrics = 0.0
         self._known_lag_labels: set[str] = set()
+        # Set by the directory watcher when a file appears (and by ``halt``): the idle wait ends at once.
+        self._news = threading.Event()
         self.done = threading.Event()  # set once every read document is in the buffer (or abandoned)
         self.scanned = threading.Event()  # set after the first scan: /readyz
 
@@ -231,6 +233,15 @@ class Reader:
         return True
 
     # The loop -------------------------------------------------------------------
+    def wake(self) -> None:
+        """End the idle wait now: a new file appeared, or the directories changed (any thread)."""
+        self._news.set()
+
+    def halt(self) -> None:
+        """Stop reading and start the drain (any thread)."""
+        self.stop.set()
+        self._news.set()
+
     def run(self) -> None:
         """Read until stopped, then hand over everything read (drain)."""
         while not self.stop.is_set():
@@ -244,13 +255,15 @@ class Reader:
                 if self._batcher.sealed:
                     self._buffer.wait_for_room(self._batcher.sealed[0].nbytes, self.settings.poll_interval_seconds)
                 else:
-                    self.stop.wait(self.settings.poll_interval_seconds)
+                    self._news.wait(self.settings.poll_interval_seconds)
+                    self._news.clear()  # before the turn: news arriving during it ends the next wait
         self._drain()
 
     def step(self) -> bool:
         """One turn: scan if due, read what fits, seal and hand over batches; True when caught up."""
         tailer = self.tailer
         now = self._clock()
+        tailer.adopt_arrivals()
         if tailer.scan_due(now):
             tailer.scan()
             self.scanned.set()

@@ -102,6 +102,7 @@ HARNESS_SETTINGS: dict[str, Any] = {
     # Backoff waits are real time (the manual clock only times the pipeline): retry at once.
     "retry_initial_seconds": 0.001,
     "retry_max_seconds": 0.002,
+    "sink_probe_interval_seconds": 0.001,
 }
 
 

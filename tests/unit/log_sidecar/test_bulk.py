@@ -57,6 +57,50 @@ def test_whole_request_failures_are_retried(status: int, reason: str) -> None:
     assert caught.value.retry_after == 7.0
 
 
+NGINX_502 = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center>nginx</center></body></html>"
+NGINX_413 = b"<html><head><title>413 Request Entity Too Large</title></head><body>nginx</body></html>"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "reason", "detail"),
+    [
+        (502, NGINX_502, "server_error", "HTTP 502: HTML page: 502 Bad Gateway"),
+        (401, b'{"error": {"type": "security_exception", "reason": "unable to authenticate"}}', "unauthorized", ""),
+        (
+            403,
+            b'{"error": {"type": "security_exception", "reason": "action [indices:data/write/bulk] is unauthorized"}}',
+            "unauthorized",
+            "",
+        ),
+        (
+            403,
+            b'{"error": {"type": "cluster_block_exception", "reason": "index [x] blocked by: [FORBIDDEN/8/...];"}}',
+            "cluster_block",
+            "",
+        ),
+        (
+            503,
+            b"upstream connect error or disconnect/reset before headers",
+            "server_error",
+            "HTTP 503: upstream connect",
+        ),
+    ],
+)
+def test_an_unavailable_sink_is_told_apart_by_status_and_body(
+    status: int, body: bytes, reason: str, detail: str
+) -> None:
+    with pytest.raises(SinkUnavailableError) as caught:
+        check_status(status, body, None)
+    assert caught.value.reason == reason
+    assert caught.value.detail.startswith(detail)
+
+
+def test_a_proxy_413_page_is_a_request_to_split() -> None:
+    with pytest.raises(PayloadRejectedError) as caught:
+        check_status(413, NGINX_413, None)
+    assert caught.value.detail == "HTML page: 413 Request Entity Too Large"
+
+
 @pytest.mark.parametrize("status", [400, 413])
 def test_content_rejections_are_split_not_retried_as_is(status: int) -> None:
     with pytest.raises(PayloadRejectedError):
