@@ -26,7 +26,7 @@ from sidecar_common import Heartbeat
 
 logger = logging.getLogger(__name__)
 
-Encode = Callable[[str, str, str], bytes]
+Encode = Callable[[str, str, bytes], bytes]
 _TRUNCATED_FLAGS = (TRUNCATED,)
 METRICS_INTERVAL = 1.0
 
@@ -111,20 +111,14 @@ class Reader:
                 flags = _TRUNCATED_FLAGS
                 self._reporter.report("truncated", tail.path, begin, f"line cut to {max_line} bytes")
             try:
-                text = line.decode()
-            except UnicodeDecodeError as exc:
-                text = line.decode("utf-8", "replace")
-                if not flags:
-                    self._reporter.report("invalid_utf8", tail.path, begin, str(exc))
-            try:
-                ts, source, problem = build(text, ctx, begin, read_ts, flags)
+                ts, source, problems = build(line, ctx, begin, read_ts, flags)
                 # ``build`` hands back read_ts itself when the record has no time of its own.
                 item = encode(id_prefix + str(begin), index_ts if ts is read_ts else ts, source)
             except Exception as exc:  # costs nothing until raised; keeps one odd record from losing the file
-                item = self._fallback(tail, begin, text, read_ts, flags, exc)
-                problem = None
-            if problem is not None:
-                self._reporter.report(problem, tail.path, begin, text[:80])
+                item = self._fallback(tail, begin, line.decode("utf-8", "replace"), read_ts, flags, exc)
+                problems = ()
+            for reason, detail in problems:
+                self._reporter.report(reason, tail.path, begin, detail)
             add(key, offset, item)
             last_end = offset
         if blank:
@@ -205,14 +199,16 @@ class Reader:
         read_ts = format_timestamp(self._wall_clock())
         key = tail.key
         try:
-            ts, source, problem = self._builder.build(record.text, tail.ctx, record.start, read_ts, record.flags)
+            # The text was decoded (and any invalid UTF-8 reported) line by line: it encodes cleanly.
+            data = record.text.encode()
+            ts, source, problems = self._builder.build(data, tail.ctx, record.start, read_ts, record.flags)
             index_ts = self._index_ts(tail, read_ts) if ts is read_ts else ts
             item = self._encode(document_id(key, record.start), index_ts, source)
         except Exception as exc:
             item = self._fallback(tail, record.start, record.text, read_ts, record.flags, exc)
-            problem = None
-        if problem is not None:
-            self._reporter.report(problem, tail.path, record.start, record.text[:80])
+            problems = ()
+        for reason, detail in problems:
+            self._reporter.report(reason, tail.path, record.start, detail)
         self._batcher.add(key, record.end, item)
 
     def _fallback(

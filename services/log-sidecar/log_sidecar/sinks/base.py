@@ -51,8 +51,8 @@ class Sink(Protocol):
 
     name: str
 
-    def encode(self, doc_id: str, timestamp: str, source: str) -> bytes:
-        """Turn one document (id, @timestamp, JSON source) into the bytes this sink sends."""
+    def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
+        """Turn one document (id, @timestamp, JSON source as UTF-8) into the bytes this sink sends."""
         ...
 
     def send(self, items: Sequence[bytes]) -> SendResult:

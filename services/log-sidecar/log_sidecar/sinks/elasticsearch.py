@@ -9,11 +9,12 @@ from typing import Any
 
 import requests
 
-from log_sidecar.bulk import FILTER_PATH, IndexNamer, check_status, create_action, parse_response
+from log_sidecar.bulk import ACTION_END, FILTER_PATH, IndexNamer, action_head, check_status, parse_response
 from log_sidecar.sinks.base import SendResult, SinkUnavailableError
 
 CONNECT_TIMEOUT = 5.0
 USER_AGENT = "sidecar-lab-log-sidecar/0.1.0"
+_HEAD_CACHE_LIMIT = 64  # distinct index names whose action-line start is kept (dated: one a day)
 
 
 class ElasticsearchSink:
@@ -38,6 +39,7 @@ class ElasticsearchSink:
         self._bulk_url = url.rstrip("/") + "/_bulk"
         self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
         self._namer = IndexNamer(index_pattern)
+        self._heads: dict[str, bytes] = {}
         self._session = session or requests.Session()
         self._session.headers.update(
             {"Content-Type": "application/x-ndjson", "Accept": "application/json", "User-Agent": USER_AGENT}
@@ -49,8 +51,14 @@ class ElasticsearchSink:
         if ca_cert is not None:
             self._session.verify = str(ca_cert)
 
-    def encode(self, doc_id: str, timestamp: str, source: str) -> bytes:
-        return (create_action(self._namer(timestamp), doc_id) + source + "\n").encode()
+    def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
+        index = self._namer(timestamp)
+        head = self._heads.get(index)
+        if head is None:
+            if len(self._heads) >= _HEAD_CACHE_LIMIT:
+                self._heads.clear()
+            head = self._heads[index] = action_head(index)
+        return b"".join((head, doc_id.encode(), ACTION_END, source, b"\n"))
 
     def send(self, items: Sequence[bytes]) -> SendResult:
         body = b"".join(items)

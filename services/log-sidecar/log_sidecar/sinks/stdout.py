@@ -18,7 +18,7 @@ class StdoutSink:
     def __init__(self, stream: IO[bytes] | None = None) -> None:
         self._stream = stream or sys.stdout.buffer
 
-    def encode(self, doc_id: str, timestamp: str, source: str) -> bytes:
+    def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
         return with_id(doc_id, source)
 
     def send(self, items: Sequence[bytes]) -> SendResult:
