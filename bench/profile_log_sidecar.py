@@ -1,6 +1,7 @@
 """Where the log sidecar's CPU goes while shipping: py-spy samples of a real run, summed per function.
 
-Run with ``.venv/bin/python -m bench.profile_log_sidecar [LINES]`` (default 300,000). The
+Run with ``.venv/bin/python -m bench.profile_log_sidecar [LINES [RAW]]`` (default 300,000
+lines; RAW keeps py-spy's collapsed stacks for a flame graph or a closer look). The
 sidecar runs as a process (``python -m log_sidecar``, every thread sampled) against the
 Bulk-API emulator in this process, on the same input as ``bench.rsyslog``. Sampling starts
 once the sidecar is up and idle, so interpreter start-up is left out, as in the benchmark.
@@ -25,7 +26,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.processes import cpu_seconds
+from bench.processes import CLOCK_TICKS, cpu_seconds
 from bench.rsyslog import write_input
 from sink_emulators.elasticsearch import BulkEmulator
 from tests.support import free_tcp_port
@@ -58,6 +59,12 @@ def summarize(raw: Path, top: int = TOP) -> str:
         out.append(f"\ntop {top} by {title} time:")
         out += [f"{100 * n / total:6.1f}%  {frame}" for frame, n in counter.most_common(top)]
     return "\n".join(out)
+
+
+def user_system(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of one process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 def main() -> int:
@@ -93,6 +100,7 @@ def main() -> int:
                 )
                 time.sleep(1.0)  # attached
                 before = cpu_seconds(proc.pid)
+                user_before, system_before = user_system(proc.pid)
                 started = time.monotonic()
                 os.rename(staged, workdir / "logs" / "app.log")
                 while es.count(INDEX) < lines:
@@ -101,13 +109,20 @@ def main() -> int:
                     time.sleep(0.02)
                 elapsed = time.monotonic() - started
                 used = cpu_seconds(proc.pid) - before
+                user_after, system_after = user_system(proc.pid)
                 sampler.send_signal(signal.SIGINT)
                 sampler.wait(30)
             finally:
                 proc.terminate()
                 proc.wait(30)
-            print(f"{lines:,} lines in {elapsed:.2f} s wall, {used:.2f} CPU s: {lines / used:,.0f} lines per CPU-s")
+            print(
+                f"{lines:,} lines in {elapsed:.2f} s wall, {used:.2f} CPU s "
+                f"(user {user_after - user_before:.2f}, system {system_after - system_before:.2f}): "
+                f"{lines / used:,.0f} lines per CPU-s"
+            )
             print(summarize(raw))
+            if len(sys.argv) > 2:
+                shutil.copy(raw, sys.argv[2])
     return 0
 
 

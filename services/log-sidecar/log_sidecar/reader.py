@@ -90,12 +90,14 @@ class Reader:
         id_prefix = document_id(key, 0)[:-1]  # ids are "<key>.<offset>"; build them by concatenation
         build = self._builder.build
         encode = self._encode
-        add = self._batcher.add
+        items: list[bytes] = []
+        ends: list[int] = []
+        add_item = items.append
+        add_end = ends.append
         max_line = self.options.max_line_bytes
         read_ts = format_timestamp(self._wall_clock())
         index_ts = self._index_ts(tail, read_ts)
         offset = start
-        last_end = start
         blank = 0
         for line in lines:
             begin = offset
@@ -113,17 +115,19 @@ class Reader:
             try:
                 ts, source, problems = build(line, ctx, begin, read_ts, flags)
                 # ``build`` hands back read_ts itself when the record has no time of its own.
-                item = encode(id_prefix + str(begin), index_ts if ts is read_ts else ts, source)
+                add_item(encode(id_prefix + str(begin), index_ts if ts is read_ts else ts, source))
             except Exception as exc:  # costs nothing until raised; keeps one odd record from losing the file
-                item = self._fallback(tail, begin, line.decode("utf-8", "replace"), read_ts, flags, exc)
+                add_item(self._fallback(tail, begin, line.decode("utf-8", "replace"), read_ts, flags, exc))
                 problems = ()
-            for reason, detail in problems:
-                self._reporter.report(reason, tail.path, begin, detail)
-            add(key, offset, item)
-            last_end = offset
+            if problems:
+                for reason, detail in problems:
+                    self._reporter.report(reason, tail.path, begin, detail)
+            add_end(offset)
+        if items:
+            self._batcher.add_many(key, items, ends)
         if blank:
             self._metrics.skipped.labels("blank").inc(blank)
-        if offset > last_end:
+        if offset > (ends[-1] if ends else start):
             self._skip(key, offset, count=False)
 
     def _lines_multiline(self, tail: Tail, start: int, lines: list[bytes]) -> None:

@@ -40,6 +40,8 @@ class ElasticsearchSink:
         self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
         self._namer = IndexNamer(index_pattern)
         self._heads: dict[str, bytes] = {}
+        # One index for every document (no date in the pattern): its action-line start never changes.
+        self._fixed_head = None if self._namer.dated else action_head(index_pattern)
         self._session = session or requests.Session()
         self._session.headers.update(
             {"Content-Type": "application/x-ndjson", "Accept": "application/json", "User-Agent": USER_AGENT}
@@ -52,13 +54,17 @@ class ElasticsearchSink:
             self._session.verify = str(ca_cert)
 
     def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
+        head = self._fixed_head or self._head(timestamp)
+        return b"%s%s%s%s\n" % (head, doc_id.encode(), ACTION_END, source)
+
+    def _head(self, timestamp: str) -> bytes:
         index = self._namer(timestamp)
         head = self._heads.get(index)
         if head is None:
             if len(self._heads) >= _HEAD_CACHE_LIMIT:
                 self._heads.clear()
             head = self._heads[index] = action_head(index)
-        return b"".join((head, doc_id.encode(), ACTION_END, source, b"\n"))
+        return head
 
     def send(self, items: Sequence[bytes]) -> SendResult:
         body = b"".join(items)
