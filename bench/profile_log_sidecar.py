@@ -3,7 +3,7 @@
 Run with ``.venv/bin/python -m bench.profile_log_sidecar [LINES [RAW]]`` (default 300,000
 lines; RAW keeps py-spy's collapsed stacks for a flame graph or a closer look). The
 sidecar runs as a process (``python -m log_sidecar``, every thread sampled) against the
-Bulk-API emulator in this process, on the same input as ``bench.rsyslog``. Sampling starts
+Bulk-API emulator in this process, on the same input as ``bench.peers``. Sampling starts
 once the sidecar is up and idle, so interpreter start-up is left out, as in the benchmark.
 Only samples holding the GIL count (``--gil``): py-spy's idle detection misses threads
 blocked in a socket read or a condition wait, which would otherwise look busy; the cost
@@ -26,8 +26,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench.peers import write_input
 from bench.processes import CLOCK_TICKS, cpu_seconds
-from bench.rsyslog import write_input
 from sink_emulators.elasticsearch import BulkEmulator
 from tests.support import free_tcp_port
 
