@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from log_sidecar.bulk import IndexNamer, check_status, create_action, parse_response, retry_reason
+from log_sidecar.bulk import IndexNamer, all_created, check_status, create_action, parse_response, retry_reason
 from log_sidecar.sinks.base import PayloadRejectedError, SinkUnavailableError
 
 
@@ -37,6 +37,15 @@ def test_every_item_status_is_classified() -> None:
 
 def test_errors_false_means_everything_was_stored() -> None:
     assert parse_response(answer(201, 201, errors=False), 2).delivered == 2
+
+
+@pytest.mark.parametrize("sent", [1, 2, 2000])
+def test_the_compact_all_created_answer_is_read_without_parsing_and_means_the_same(sent: int) -> None:
+    compact = json.dumps({"errors": False, "items": [{"create": {"status": 201}}] * sent}, separators=(",", ":"))
+    assert compact.encode() == all_created(sent)
+    assert parse_response(all_created(sent), sent).delivered == sent
+    with pytest.raises(SinkUnavailableError):
+        parse_response(all_created(sent), sent + 1)  # one answer short: still refused
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", answer(201), b'{"items": [{}, {}]}'])

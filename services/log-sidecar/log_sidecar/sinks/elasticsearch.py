@@ -52,6 +52,13 @@ class ElasticsearchSink:
             self._session.headers["Authorization"] = f"ApiKey {api_key}"
         if ca_cert is not None:
             self._session.verify = str(ca_cert)
+        # Session.post works out again, for every request, what cannot change while we run: the
+        # URL with its query, the session's headers and auth (netrc included), the environment's
+        # proxies and CA bundle. Done once here; a batch copies the prepared request and adds its body.
+        self._prepared = self._session.prepare_request(
+            requests.Request("POST", self._bulk_url, params={"filter_path": FILTER_PATH})
+        )
+        self._send_options = self._session.merge_environment_settings(self._prepared.url, {}, None, None, None)
 
     def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
         head = self._fixed_head or self._head(timestamp)
@@ -67,11 +74,11 @@ class ElasticsearchSink:
         return head
 
     def send(self, items: Sequence[bytes]) -> SendResult:
-        body = b"".join(items)
+        request = self._prepared.copy()
+        request.prepare_body(b"".join(items), None)
+        request.prepare_cookies(self._session.cookies)  # what a proxy set since (sticky sessions)
         try:
-            response = self._session.post(
-                self._bulk_url, params={"filter_path": FILTER_PATH}, data=body, timeout=self._timeout
-            )
+            response = self._session.send(request, timeout=self._timeout, **self._send_options)
         except requests.Timeout as exc:
             raise SinkUnavailableError("timeout", type(exc).__name__) from None
         except requests.exceptions.SSLError as exc:
