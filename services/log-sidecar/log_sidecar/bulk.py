@@ -22,6 +22,7 @@ from log_sidecar.sinks.base import ItemFailure, PayloadRejectedError, SendResult
 FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason"
 _FINER_THAN_HOUR = ("%M", "%S", "%f", "%s", "%c", "%X", "%T", "%R", "%r")
 _CACHE_LIMIT = 4096
+_HEAD_CACHE_LIMIT = 64  # distinct index names whose action-line start is kept (dated: one a day)
 
 
 class IndexNamer:
@@ -73,6 +74,32 @@ def action_head(index: str) -> bytes:
 def create_action(index: str, doc_id: str) -> bytes:
     """The action line of a ``create``: refused with 409 if ``doc_id`` is already stored."""
     return action_head(index) + doc_id.encode() + ACTION_END
+
+
+class BulkFraming:
+    """The ``create`` action line and source of each document of one file, as bytes (see sinks.base.Framing)."""
+
+    __slots__ = ("_fixed", "_heads", "_key", "_namer")
+    middle = ACTION_END
+    end = b"\n"
+
+    def __init__(self, namer: IndexNamer, key: str) -> None:
+        self._namer = namer
+        self._key = key.encode() + b"."  # ids are "<key>.<offset>" (ids.document_id)
+        self._heads: dict[str, bytes] = {}
+        # One index for every document (no date in the pattern): the head never changes.
+        self._fixed = None if namer.dated else action_head(namer.pattern) + self._key
+
+    def head(self, timestamp: str) -> bytes:
+        if self._fixed is not None:
+            return self._fixed
+        index = self._namer(timestamp)
+        head = self._heads.get(index)
+        if head is None:
+            if len(self._heads) >= _HEAD_CACHE_LIMIT:
+                self._heads.clear()
+            head = self._heads[index] = action_head(index) + self._key
+        return head
 
 
 def retry_reason(status: int, error_type: str = "") -> str | None:

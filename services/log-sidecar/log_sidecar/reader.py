@@ -20,15 +20,16 @@ from log_sidecar.ids import document_id
 from log_sidecar.metrics import Metrics
 from log_sidecar.multiline import JoinedRecord
 from log_sidecar.problems import BadInputReporter
-from log_sidecar.records import TRUNCATED, RecordBuilder, format_timestamp
+from log_sidecar.records import NO_PROBLEMS, TRUNCATED, RecordBuilder, format_timestamp
+from log_sidecar.sinks.base import Framing, Sink
 from log_sidecar.tailer import Tail, Tailer
 from sidecar_common import Heartbeat
 
 logger = logging.getLogger(__name__)
 
-Encode = Callable[[str, str, bytes], bytes]
 _TRUNCATED_FLAGS = (TRUNCATED,)
 METRICS_INTERVAL = 1.0
+_FRAMINGS_KEPT = 64  # files whose sink framing is cached (more than are open at once)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Reader:
         options: ReaderOptions,
         tailer: Tailer,
         builder: RecordBuilder,
-        encode: Encode,
+        sink: Sink,
         batcher: Batcher,
         buffer: BoundedBuffer,
         store: CheckpointStore,
@@ -64,7 +65,9 @@ class Reader:
         self.options = options
         self.tailer = tailer
         self._builder = builder
-        self._encode = encode
+        self._sink = sink
+        self._encode = sink.encode
+        self._framings: dict[str, Framing | None] = {}
         self._batcher = batcher
         self._buffer = buffer
         self._store = store
@@ -88,6 +91,8 @@ class Reader:
         key = tail.key
         ctx = tail.ctx
         id_prefix = document_id(key, 0)[:-1]  # ids are "<key>.<offset>"; build them by concatenation
+        framing = self._framing(key)
+        frame = self._builder.frame
         build = self._builder.build
         encode = self._encode
         items: list[bytes] = []
@@ -112,16 +117,21 @@ class Reader:
                 line = line[:max_line]
                 flags = _TRUNCATED_FLAGS
                 self._reporter.report("truncated", tail.path, begin, f"line cut to {max_line} bytes")
+            problems = NO_PROBLEMS
             try:
-                ts, source, problems = build(line, ctx, begin, read_ts, flags)
-                # ``build`` hands back read_ts itself when the record has no time of its own.
-                add_item(encode(id_prefix + str(begin), index_ts if ts is read_ts else ts, source))
+                # The usual JSON line becomes its item in one step; anything else is built, then encoded.
+                item = None if framing is None or flags else frame(line, ctx, begin, read_ts, index_ts, framing)
+                if item is None:
+                    ts, source, problems = build(line, ctx, begin, read_ts, flags)
+                    # ``build`` hands back read_ts itself when the record has no time of its own.
+                    item = encode(id_prefix + str(begin), index_ts if ts is read_ts else ts, source)
             except Exception as exc:  # costs nothing until raised; keeps one odd record from losing the file
-                add_item(self._fallback(tail, begin, line.decode("utf-8", "replace"), read_ts, flags, exc))
-                problems = ()
+                item = self._fallback(tail, begin, line.decode("utf-8", "replace"), read_ts, flags, exc)
+                problems = NO_PROBLEMS
             if problems:
                 for reason, detail in problems:
                     self._reporter.report(reason, tail.path, begin, detail)
+            add_item(item)
             add_end(offset)
         if items:
             self._batcher.add_many(key, items, ends)
@@ -195,6 +205,14 @@ class Reader:
             if not quiet:
                 self._reporter.report("invalid_utf8", tail.path, offset, str(exc))
             return data.decode("utf-8", "replace")
+
+    def _framing(self, key: str) -> Framing | None:
+        """The sink's framing of the documents of file ``key`` (asked once per file)."""
+        if key not in self._framings:
+            if len(self._framings) >= _FRAMINGS_KEPT:
+                self._framings.clear()
+            self._framings[key] = self._sink.framing(key)
+        return self._framings[key]
 
     def _index_ts(self, tail: Tail, read_ts: str) -> str:
         return tail.index_ts if self.options.pin_index_time else read_ts

@@ -117,7 +117,7 @@ class LogSidecar:
             ),
             self.tailer,
             builder,
-            self.sink.encode,
+            self.sink,
             self.batcher,
             self.buffer,
             self.store,

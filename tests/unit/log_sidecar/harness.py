@@ -59,6 +59,9 @@ class FakeSink:
         self.down = False
         self.after_store: Callable[[], None] | None = None
 
+    def framing(self, key: str) -> None:
+        return None
+
     def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
         return with_id(doc_id, source)
 
@@ -162,7 +165,7 @@ class Harness:
             ),
             self.tailer,
             RecordBuilder("node-1", "pod-1", "ns-1"),
-            self.sink.encode,
+            self.sink,
             self.batcher,
             self.buffer,
             self.store,

@@ -9,12 +9,19 @@ from typing import Any
 
 import requests
 
-from log_sidecar.bulk import ACTION_END, FILTER_PATH, IndexNamer, action_head, check_status, parse_response
+from log_sidecar.bulk import (
+    ACTION_END,
+    FILTER_PATH,
+    BulkFraming,
+    IndexNamer,
+    action_head,
+    check_status,
+    parse_response,
+)
 from log_sidecar.sinks.base import SendResult, SinkUnavailableError
 
 CONNECT_TIMEOUT = 5.0
 USER_AGENT = "sidecar-lab-log-sidecar/0.1.0"
-_HEAD_CACHE_LIMIT = 64  # distinct index names whose action-line start is kept (dated: one a day)
 
 
 class ElasticsearchSink:
@@ -39,9 +46,6 @@ class ElasticsearchSink:
         self._bulk_url = url.rstrip("/") + "/_bulk"
         self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
         self._namer = IndexNamer(index_pattern)
-        self._heads: dict[str, bytes] = {}
-        # One index for every document (no date in the pattern): its action-line start never changes.
-        self._fixed_head = None if self._namer.dated else action_head(index_pattern)
         self._session = session or requests.Session()
         self._session.headers.update(
             {"Content-Type": "application/x-ndjson", "Accept": "application/json", "User-Agent": USER_AGENT}
@@ -60,18 +64,11 @@ class ElasticsearchSink:
         )
         self._send_options = self._session.merge_environment_settings(self._prepared.url, {}, None, None, None)
 
-    def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
-        head = self._fixed_head or self._head(timestamp)
-        return b"%s%s%s%s\n" % (head, doc_id.encode(), ACTION_END, source)
+    def framing(self, key: str) -> BulkFraming:
+        return BulkFraming(self._namer, key)
 
-    def _head(self, timestamp: str) -> bytes:
-        index = self._namer(timestamp)
-        head = self._heads.get(index)
-        if head is None:
-            if len(self._heads) >= _HEAD_CACHE_LIMIT:
-                self._heads.clear()
-            head = self._heads[index] = action_head(index)
-        return head
+    def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
+        return b"%s%s%s%s\n" % (action_head(self._namer(timestamp)), doc_id.encode(), ACTION_END, source)
 
     def send(self, items: Sequence[bytes]) -> SendResult:
         request = self._prepared.copy()
