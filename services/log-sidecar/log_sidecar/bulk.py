@@ -44,23 +44,23 @@ class IndexNamer:
             name = self._cache.get(timestamp[:13])
             if name is not None:
                 return name
-        moment = self._parse(timestamp)
-        name = moment.strftime(self.pattern)
+        try:
+            moment = datetime.fromisoformat(timestamp)
+        except ValueError:
+            # Elasticsearch will reject such a document anyway (dead letter); any index will do, but
+            # not in the cache: valid timestamps of the same hour must still get their own index.
+            return self._format(self._now())
+        name = self._format(moment)
         if utc and self._hourly_cache:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[timestamp[:13]] = name
         return name
 
-    def _parse(self, timestamp: str) -> datetime:
-        try:
-            moment = datetime.fromisoformat(timestamp)
-        except ValueError:
-            # Elasticsearch will reject such a document anyway (dead letter); any index will do.
-            moment = self._now()
+    def _format(self, moment: datetime) -> str:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
+        return moment.astimezone(UTC).strftime(self.pattern)
 
 
 ACTION_END = b'"}}\n'

@@ -92,5 +92,11 @@ def test_index_names_follow_the_documents_timestamp_in_utc() -> None:
     assert IndexNamer("logs-app")("anything") == "logs-app"
 
 
+def test_an_unparseable_timestamp_does_not_name_the_index_of_its_hour() -> None:
+    namer = IndexNamer("logs-app-%Y.%m.%d", now=lambda: __import__("datetime").datetime(2030, 1, 1))
+    assert namer("2026-01-02T03:xx:yyZ") == "logs-app-2030.01.01"
+    assert namer("2026-01-02T03:04:05Z") == "logs-app-2026.01.02"
+
+
 def test_the_action_is_create_with_the_id() -> None:
     assert json.loads(create_action("logs", "abc.1")) == {"create": {"_index": "logs", "_id": "abc.1"}}
