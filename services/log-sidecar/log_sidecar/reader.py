@@ -20,7 +20,7 @@ from log_sidecar.ids import document_id
 from log_sidecar.metrics import Metrics
 from log_sidecar.multiline import JoinedRecord
 from log_sidecar.problems import BadInputReporter
-from log_sidecar.records import NO_PROBLEMS, TRUNCATED, RecordBuilder, format_timestamp
+from log_sidecar.records import TRUNCATED, RecordBuilder, format_timestamp
 from log_sidecar.sinks.base import Framing, Sink
 from log_sidecar.tailer import Tail, Tailer
 from sidecar_common import Heartbeat
@@ -90,11 +90,8 @@ class Reader:
             return
         key = tail.key
         ctx = tail.ctx
-        id_prefix = document_id(key, 0)[:-1]  # ids are "<key>.<offset>"; build them by concatenation
         framing = self._framing(key)
         frame = self._builder.frame
-        build = self._builder.build
-        encode = self._encode
         items: list[bytes] = []
         ends: list[int] = []
         add_item = items.append
@@ -107,30 +104,18 @@ class Reader:
         for line in lines:
             begin = offset
             offset += len(line) + 1
-            if not line or line.isspace():
-                blank += 1
-                continue
-            if line[-1] == 13:  # CRLF line ending
-                line = line[:-1]
-            flags: tuple[str, ...] = ()
-            if len(line) > max_line:
-                line = line[:max_line]
-                flags = _TRUNCATED_FLAGS
-                self._reporter.report("truncated", tail.path, begin, f"line cut to {max_line} bytes")
-            problems = NO_PROBLEMS
-            try:
-                # The usual JSON line becomes its item in one step; anything else is built, then encoded.
-                item = None if framing is None or flags else frame(line, ctx, begin, read_ts, index_ts, framing)
-                if item is None:
-                    ts, source, problems = build(line, ctx, begin, read_ts, flags)
-                    # ``build`` hands back read_ts itself when the record has no time of its own.
-                    item = encode(id_prefix + str(begin), index_ts if ts is read_ts else ts, source)
-            except Exception as exc:  # costs nothing until raised; keeps one odd record from losing the file
-                item = self._fallback(tail, begin, line.decode("utf-8", "replace"), read_ts, flags, exc)
-                problems = NO_PROBLEMS
-            if problems:
-                for reason, detail in problems:
-                    self._reporter.report(reason, tail.path, begin, detail)
+            item = None
+            if framing is not None and len(line) <= max_line:
+                # The usual JSON line becomes its item in one step (None: any other line).
+                try:
+                    item = frame(line, ctx, begin, read_ts, index_ts, framing)
+                except Exception:  # costs nothing until raised; _item decides what such a line becomes
+                    item = None
+            if item is None:
+                if not line or line.isspace():
+                    blank += 1
+                    continue
+                item = self._item(tail, line, begin, read_ts, index_ts)
             add_item(item)
             add_end(offset)
         if items:
@@ -139,6 +124,26 @@ class Reader:
             self._metrics.skipped.labels("blank").inc(blank)
         if offset > (ends[-1] if ends else start):
             self._skip(key, offset, count=False)
+
+    def _item(self, tail: Tail, line: bytes, begin: int, read_ts: str, index_ts: str) -> bytes:
+        """The sink's item of a line that is not blank: built, then encoded; problems reported."""
+        if line[-1] == 13:  # CRLF line ending
+            line = line[:-1]
+        flags: tuple[str, ...] = ()
+        max_line = self.options.max_line_bytes
+        if len(line) > max_line:
+            line = line[:max_line]
+            flags = _TRUNCATED_FLAGS
+            self._reporter.report("truncated", tail.path, begin, f"line cut to {max_line} bytes")
+        try:
+            ts, source, problems = self._builder.build(line, tail.ctx, begin, read_ts, flags)
+            # ``build`` hands back read_ts itself when the record has no time of its own.
+            item = self._encode(document_id(tail.key, begin), index_ts if ts is read_ts else ts, source)
+        except Exception as exc:  # costs nothing until raised; keeps one odd record from losing the file
+            return self._fallback(tail, begin, line.decode("utf-8", "replace"), read_ts, flags, exc)
+        for reason, detail in problems:
+            self._reporter.report(reason, tail.path, begin, detail)
+        return item
 
     def _lines_multiline(self, tail: Tail, start: int, lines: list[bytes]) -> None:
         joiner = tail.joiner

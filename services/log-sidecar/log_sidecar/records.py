@@ -61,12 +61,13 @@ def is_iso_timestamp(value: str) -> bool:
 class FileContext:
     """Per-file pieces of every document, computed once per file instead of once per line."""
 
-    __slots__ = ("path", "prefix")
+    __slots__ = ("path", "prefix", "splice")
 
     def __init__(self, path: str) -> None:
         self.path = path
         # ASCII escapes: a file name that is not UTF-8 (surrogate-escaped by os) still encodes.
         self.prefix = b'"log":{"file":{"path":' + encode_basestring_ascii(path).encode() + b'},"offset":'
+        self.splice = b"," + self.prefix  # after the fields of a JSON line
 
 
 class RecordBuilder:
@@ -90,6 +91,7 @@ class RecordBuilder:
         if kubernetes:
             constant += ',"kubernetes":' + _dumps(kubernetes)
         self._constant = constant.encode()
+        self._after_offset = b"}" + self._constant
         self._timestamp_fields = timestamp_fields
         # Whether a string "@timestamp" settles the time at once (the usual order of the fields).
         self._own_first = timestamp_fields[:1] == ("@timestamp",)
@@ -148,16 +150,20 @@ class RecordBuilder:
             stamp = self._ts_field(ts) if add_ts else b""
             if ts is read_ts:
                 ts = index_ts
-        return b"%s%d%s%s,%s%d}%s%s}%s" % (
-            framing.head(ts),
-            offset,
-            framing.middle,
-            data.rstrip()[:-1],
-            ctx.prefix,
-            offset,
-            self._constant,
-            stamp,
-            framing.end,
+        digits = b"%d" % offset
+        return b"".join(
+            (
+                framing.head(ts),
+                digits,
+                framing.middle,
+                data.rstrip()[:-1],
+                ctx.splice,
+                digits,
+                self._after_offset,
+                stamp,
+                b"}",
+                framing.end,
+            )
         )
 
     def _judged_by_stdlib(
