@@ -21,6 +21,7 @@ from log_sidecar.sinks.base import ItemFailure, PayloadRejectedError, SendResult
 # Ask Elasticsearch for only what we read: a 2000-item answer shrinks about tenfold.
 FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason"
 _FINER_THAN_HOUR = ("%M", "%S", "%f", "%s", "%c", "%X", "%T", "%R", "%r")
+UTC_SUFFIXES = ("Z", "+00:00")
 _CACHE_LIMIT = 4096
 _HEAD_CACHE_LIMIT = 64  # distinct index names whose action-line start is kept (dated: one a day)
 
@@ -38,7 +39,7 @@ class IndexNamer:
     def __call__(self, timestamp: str) -> str:
         if not self.dated:
             return self.pattern
-        utc = timestamp.endswith(("Z", "+00:00")) and len(timestamp) >= 13
+        utc = timestamp.endswith(UTC_SUFFIXES) and len(timestamp) >= 13
         if utc and self._hourly_cache:
             # The common case: a UTC timestamp; its first 13 characters fix the index.
             name = self._cache.get(timestamp[:13])
@@ -56,6 +57,14 @@ class IndexNamer:
                 self._cache.clear()
             self._cache[timestamp[:13]] = name
         return name
+
+    def hour_of(self, timestamp: str) -> str | None:
+        """The first 13 characters of ``timestamp`` if they alone name its index (as cached), else None."""
+        if self._hourly_cache and len(timestamp) >= 13 and timestamp.endswith(UTC_SUFFIXES):
+            hour = timestamp[:13]
+            if hour in self._cache:
+                return hour
+        return None
 
     def _format(self, moment: datetime) -> str:
         if moment.tzinfo is None:
@@ -79,7 +88,7 @@ def create_action(index: str, doc_id: str) -> bytes:
 class BulkFraming:
     """The ``create`` action line and source of each document of one file, as bytes (see sinks.base.Framing)."""
 
-    __slots__ = ("_fixed", "_heads", "_key", "_namer")
+    __slots__ = ("_fixed", "_heads", "_hour", "_hour_head", "_key", "_namer")
     middle = ACTION_END
     end = b"\n"
 
@@ -89,16 +98,24 @@ class BulkFraming:
         self._heads: dict[str, bytes] = {}
         # One index for every document (no date in the pattern): the head never changes.
         self._fixed = None if namer.dated else action_head(namer.pattern) + self._key
+        self._hour = ""  # the hour (IndexNamer.hour_of) of the last head, kept in _hour_head
+        self._hour_head = b""
 
     def head(self, timestamp: str) -> bytes:
         if self._fixed is not None:
             return self._fixed
+        # Records come in time order: most are in the hour of the one before.
+        if self._hour and timestamp.startswith(self._hour) and timestamp.endswith(UTC_SUFFIXES):
+            return self._hour_head
         index = self._namer(timestamp)
         head = self._heads.get(index)
         if head is None:
             if len(self._heads) >= _HEAD_CACHE_LIMIT:
                 self._heads.clear()
             head = self._heads[index] = action_head(index) + self._key
+        hour = self._namer.hour_of(timestamp)
+        if hour is not None:
+            self._hour, self._hour_head = hour, head
         return head
 
 
