@@ -65,7 +65,7 @@ class Pipeline:
             settings,
             self.tailer,
             builder,
-            sink.encode,
+            sink,
             self.batcher,
             self.buffer,
             self.store,

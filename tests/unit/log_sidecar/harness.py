@@ -48,7 +48,10 @@ class FakeSink:
         self.down = False
         self.after_store: Callable[[], None] | None = None
 
-    def encode(self, doc_id: str, timestamp: str, source: str) -> bytes:
+    def framing(self, key: str) -> None:
+        return None
+
+    def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
         return with_id(doc_id, source)
 
     def send(self, items: Sequence[bytes]) -> SendResult:

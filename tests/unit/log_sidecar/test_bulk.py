@@ -5,8 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from log_sidecar.bulk import IndexNamer, check_status, create_action, parse_response, retry_reason
+from log_sidecar.bulk import (
+    BulkFraming,
+    IndexNamer,
+    action_head,
+    all_created,
+    check_status,
+    create_action,
+    parse_response,
+    retry_reason,
+)
 from log_sidecar.sinks.base import PayloadRejectedError, SinkUnavailableError
 
 
@@ -37,6 +48,15 @@ def test_every_item_status_is_classified() -> None:
 
 def test_errors_false_means_everything_was_stored() -> None:
     assert parse_response(answer(201, 201, errors=False), 2).delivered == 2
+
+
+@pytest.mark.parametrize("sent", [1, 2, 2000])
+def test_the_compact_all_created_answer_is_read_without_parsing_and_means_the_same(sent: int) -> None:
+    compact = json.dumps({"errors": False, "items": [{"create": {"status": 201}}] * sent}, separators=(",", ":"))
+    assert compact.encode() == all_created(sent)
+    assert parse_response(all_created(sent), sent).delivered == sent
+    with pytest.raises(SinkUnavailableError):
+        parse_response(all_created(sent), sent + 1)  # one answer short: still refused
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", answer(201), b'{"items": [{}, {}]}'])
@@ -125,6 +145,34 @@ def test_index_names_follow_the_documents_timestamp_in_utc() -> None:
     fixed = IndexNamer("logs-app-%Y", now=lambda: __import__("datetime").datetime(2030, 1, 1))
     assert fixed("garbage") == "logs-app-2030"
     assert IndexNamer("logs-app")("anything") == "logs-app"
+
+
+def test_an_unparseable_timestamp_does_not_name_the_index_of_its_hour() -> None:
+    namer = IndexNamer("logs-app-%Y.%m.%d", now=lambda: __import__("datetime").datetime(2030, 1, 1))
+    assert namer("2026-01-02T03:xx:yyZ") == "logs-app-2030.01.01"
+    assert namer("2026-01-02T03:04:05Z") == "logs-app-2026.01.02"
+
+
+TIMESTAMPS = st.builds(
+    lambda day, hour, rest, suffix: f"2026-01-{day:02d}T{hour:02d}{rest}{suffix}",
+    st.integers(1, 2),
+    st.sampled_from([0, 23]),
+    st.sampled_from([":04:05", ":59:59.999", ":xx", ""]),
+    st.sampled_from(["Z", "+00:00", "+01:00", "-02:00", ""]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pattern=st.sampled_from(["logs-%Y.%m.%d", "logs-%Y.%m", "logs-%Y.%m.%d.%H", "logs-%H%M"]),
+    stamps=st.lists(TIMESTAMPS),
+)
+def test_the_framing_names_each_documents_index_as_the_encoder_does(pattern: str, stamps: list[str]) -> None:
+    now = __import__("datetime").datetime(2030, 1, 1)
+    framing = BulkFraming(IndexNamer(pattern, now=lambda: now), "key")
+    namer = IndexNamer(pattern, now=lambda: now)
+    for stamp in stamps:
+        assert framing.head(stamp) == action_head(namer(stamp)) + b"key.", stamp
 
 
 def test_the_action_is_create_with_the_id() -> None:
