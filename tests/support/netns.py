@@ -7,7 +7,7 @@ is the namespace's own address) and unreachable from this machine's network. The
 namespace is held open by a sleeping process; commands join it with ``nsenter``.
 
 Needs util-linux's ``unshare``/``nsenter`` and the right to create namespaces: root
-(CI; the fresh-machine container gets CAP_SYS_ADMIN for it), or, for another user, the
+(CI; the fresh-machine container gets CAP_SYS_ADMIN and CAP_NET_ADMIN for it), or, for another user, the
 unprivileged user namespaces Debian enables by default (the namespace then comes with a
 user namespace of its own in which that user is root).
 """
