@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PLOTS = DOCS / "benchmarks"
 
-ORDER = ["log_sidecar", "rsyslog", "es_emulator", "config_sidecar", "exporter", "pod_overhead", "mesh"]
+ORDER = ["log_sidecar", "peers", "es_emulator", "config_sidecar", "exporter", "pod_overhead", "mesh"]
 
 
 def machine_description() -> list[str]:
@@ -194,7 +194,7 @@ def render(results: list[dict[str, Any]], quick: bool, failures: dict[str, str])
         "",
         "Written by `make bench` (bench/report.py); do not edit by hand. Every figure is the median of",
         "repeated runs with the spread (min – max) and the number of runs. Targets come from the sidecar",
-        "issues; a **miss** is reported with its cause. Ratios against a peer (rsyslog, the app alone)",
+        "issues; a **miss** is reported with its cause. Ratios against a peer (rsyslog, syslog-ng, the app alone)",
         "are measured in the same run on the same machine, because absolute numbers on a shared 2-core",
         "machine are noisy. A full `make bench` takes about 15 minutes on the 2-core machine,",
         "`BENCH_QUICK=1 make bench` about 3 (fewer repeats, shorter phases).",

@@ -2,7 +2,7 @@
 
 Each benchmark module writes ``bench/results/<name>.json``::
 
-    {"benchmark": "log-sidecar", "figures": [Figure...], "series": {"name": [numbers]}}
+    {"benchmark": "log-sidecar", "description": "...", "figures": [Figure...], "series": {"name": [numbers]}}
 
 A figure holds the samples of repeated runs (the report shows median and
 spread) and, where an issue set one, its target.
@@ -46,11 +46,12 @@ def write_results(
     plots: list[dict[str, Any]] | None = None,
     description: str = "",
 ) -> Path:
-    """Write one benchmark's results; ``plots`` are explicit x/y charts, ``description`` a paragraph for the report."""
+    """Write one benchmark's results; ``plots`` are explicit x/y charts, ``description`` a paragraph above the table."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{benchmark}.json"
     payload = {
         "benchmark": benchmark,
+        "description": description,
         "python": platform.python_version(),
         "figures": [asdict(f) for f in figures],
         "series": series or {},

@@ -47,8 +47,10 @@ host() {
     log "host: make test on a clean clone of ${commit:0:12} in $FRESH_IMAGE"
     # --network host: apt and pip reach their mirrors only through the host's network
     # here. The host's CA bundle goes over the image's (read-only): this network
-    # re-signs TLS, and pip and requests are told to use it.
-    docker run --rm --name "$name" --network host \
+    # re-signs TLS, and pip and requests are told to use it. CAP_SYS_ADMIN and CAP_NET_ADMIN:
+    # as on a real host, root may create a network namespace and bring its loopback up (the
+    # control-port tests run the app bound to 0.0.0.0 inside one; tests/support/netns.py).
+    docker run --rm --name "$name" --network host --cap-add SYS_ADMIN --cap-add NET_ADMIN \
         --volume "$work:$MOUNT:ro" \
         --volume "$HOST_CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro" \
         --env PIP_CERT=/etc/ssl/certs/ca-certificates.crt \

@@ -81,6 +81,19 @@ class Sidecar:
     def log_output(self) -> str:
         return self.output.read_text(errors="replace")[-4000:] if self.output.exists() else ""
 
+    def log_records(self, logger: str | None = None) -> list[dict[str, Any]]:
+        """The sidecar's JSON log lines so far (of ``logger`` only, if given)."""
+        text = self.output.read_text(errors="replace") if self.output.exists() else ""
+        records = []
+        for line in text.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a traceback's continuation, or a half-written last line
+            if isinstance(record, dict) and (logger is None or record.get("logger") == logger):
+                records.append(record)
+        return records
+
     def stop(self) -> int:
         assert self.process is not None
         return self.process.stop(timeout=20)

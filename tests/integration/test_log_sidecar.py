@@ -37,9 +37,9 @@ def test_rotation_by_rename_under_continuous_writes(tmp_path: Path, es: BulkEmul
     thread.start()
     try:
         for rotation in range(1, 4):
-            # Rotate once the sidecar follows the current file (a file renamed away to a name
-            # LOG_PATHS does not match before it was ever opened could not be found).
-            target = len(writer.written) + 20
+            # Rotate once a good share of the current file was shipped, so the writer keeps
+            # writing through every rotation (files rotated sooner: test_log_sidecar_discovery.py).
+            target = len(writer.written) + 200
             # The lambda runs inside this iteration, so reading the loop variable is safe.
             wait_for(sidecar, lambda: es.count(INDEX) > target, f"lines after rotation {rotation - 1}")  # noqa: B023
             app.rename(app.with_name(f"app.log.{rotation}"))

@@ -6,8 +6,10 @@ a server bound to 0.0.0.0 inside it is exactly as reachable as in a pod (its "ou
 is the namespace's own address) and unreachable from this machine's network. The
 namespace is held open by a sleeping process; commands join it with ``nsenter``.
 
-Needs util-linux's ``unshare``/``nsenter`` and the right to create network namespaces
-(root, as in CI and the fresh-machine container run with ``--privileged``).
+Needs util-linux's ``unshare``/``nsenter`` and the right to create namespaces: root
+(CI; the fresh-machine container gets CAP_SYS_ADMIN and CAP_NET_ADMIN for it), or, for another user, the
+unprivileged user namespaces Debian enables by default (the namespace then comes with a
+user namespace of its own in which that user is root).
 """
 
 from __future__ import annotations
@@ -70,8 +72,11 @@ class PrivateNetwork:
     """A network namespace with only a loopback interface, held open until ``close()``."""
 
     def __init__(self) -> None:
+        # Root makes a plain network namespace; anyone else one inside a user namespace.
+        self._user_namespace = os.geteuid() != 0
+        user = ["--user", "--map-root-user"] if self._user_namespace else []
         self._holder = subprocess.Popen(
-            ["unshare", "--net", "--", sys.executable, "-c", _HOLDER],
+            ["unshare", *user, "--net", "--", sys.executable, "-c", _HOLDER],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -81,10 +86,12 @@ class PrivateNetwork:
         if line != "ready":
             self._holder.kill()
             _, err = self._holder.communicate(timeout=5)
-            raise RuntimeError(f"cannot create a network namespace (root needed): {err.strip() or line}")
+            raise RuntimeError(f"cannot create a network namespace: {err.strip() or line}")
 
     def command(self, argv: Sequence[str]) -> list[str]:
         """``argv`` run inside the namespace."""
+        if self._user_namespace:
+            return ["nsenter", "--preserve-credentials", "--user", "--net", "-t", str(self._holder.pid), "--", *argv]
         return ["nsenter", f"--net=/proc/{self._holder.pid}/ns/net", "--", *argv]
 
     def request(self, method: str, url: str, body: bytes = b"") -> tuple[int, str]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
+from itertools import accumulate
 
 from log_sidecar.acks import AckTracker, Range
 
@@ -62,6 +64,35 @@ class Batcher:
         rng.end = end
         if len(batch.items) >= self._max_docs or batch.nbytes >= self._max_bytes:
             self.seal()
+
+    def add_many(self, key: str, items: list[bytes], ends: list[int]) -> None:
+        """Append documents of file ``key`` in order, like ``add`` for each, in a few steps per batch.
+
+        ``ends[i]`` is where the record of ``items[i]`` ends. The reader hands over a whole
+        read chunk at once: per document this costs no Python call, only C-level sums.
+        """
+        count = len(items)
+        first = 0
+        while first < count:
+            batch = self._batch
+            if batch is None:
+                batch = self._batch = Batch(self._clock())
+            rng = self._ranges.get(key)
+            if rng is None:
+                rng = self._ranges[key] = self._tracker.open_range(key)
+                batch.ranges.append(rng)
+            last = min(count, first + self._max_docs - len(batch.items))
+            sizes = list(accumulate(map(len, items[first:last])))
+            # The document that reaches LOG_BATCH_MAX_BYTES still goes in, as in add().
+            within = bisect_left(sizes, self._max_bytes - batch.nbytes)
+            if within < len(sizes):
+                last = first + within + 1
+            batch.items.extend(items[first:last])
+            batch.nbytes += sizes[last - first - 1]
+            rng.end = ends[last - 1]
+            first = last
+            if len(batch.items) >= self._max_docs or batch.nbytes >= self._max_bytes:
+                self.seal()
 
     def skip(self, key: str, end: int) -> int | None:
         """Account for bytes of ``key`` up to ``end`` that produce no document.

@@ -10,16 +10,22 @@ because our ids are deterministic), 429 and 5xx are worth retrying, and other
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+import orjson
 
 from log_sidecar.sinks.base import ItemFailure, PayloadRejectedError, SendResult, SinkUnavailableError
 
 # Ask Elasticsearch for only what we read: a 2000-item answer shrinks about tenfold.
 FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason"
 _FINER_THAN_HOUR = ("%M", "%S", "%f", "%s", "%c", "%X", "%T", "%R", "%r")
+UTC_SUFFIXES = ("Z", "+00:00")
 _CACHE_LIMIT = 4096
+_HTML_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_HEAD_CACHE_LIMIT = 64  # distinct index names whose action-line start is kept (dated: one a day)
 
 
 class IndexNamer:
@@ -35,34 +41,84 @@ class IndexNamer:
     def __call__(self, timestamp: str) -> str:
         if not self.dated:
             return self.pattern
-        utc = timestamp.endswith(("Z", "+00:00")) and len(timestamp) >= 13
+        utc = timestamp.endswith(UTC_SUFFIXES) and len(timestamp) >= 13
         if utc and self._hourly_cache:
             # The common case: a UTC timestamp; its first 13 characters fix the index.
             name = self._cache.get(timestamp[:13])
             if name is not None:
                 return name
-        moment = self._parse(timestamp)
-        name = moment.strftime(self.pattern)
+        try:
+            moment = datetime.fromisoformat(timestamp)
+        except ValueError:
+            # Elasticsearch will reject such a document anyway (dead letter); any index will do, but
+            # not in the cache: valid timestamps of the same hour must still get their own index.
+            return self._format(self._now())
+        name = self._format(moment)
         if utc and self._hourly_cache:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[timestamp[:13]] = name
         return name
 
-    def _parse(self, timestamp: str) -> datetime:
-        try:
-            moment = datetime.fromisoformat(timestamp)
-        except ValueError:
-            # Elasticsearch will reject such a document anyway (dead letter); any index will do.
-            moment = self._now()
+    def hour_of(self, timestamp: str) -> str | None:
+        """The first 13 characters of ``timestamp`` if they alone name its index (as cached), else None."""
+        if self._hourly_cache and len(timestamp) >= 13 and timestamp.endswith(UTC_SUFFIXES):
+            hour = timestamp[:13]
+            if hour in self._cache:
+                return hour
+        return None
+
+    def _format(self, moment: datetime) -> str:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
+        return moment.astimezone(UTC).strftime(self.pattern)
 
 
-def create_action(index: str, doc_id: str) -> str:
+ACTION_END = b'"}}\n'
+
+
+def action_head(index: str) -> bytes:
+    """The start of a ``create`` action line for ``index``, up to the ``_id`` value (one per index, cached)."""
+    return b'{"create":{"_index":"' + index.encode() + b'","_id":"'
+
+
+def create_action(index: str, doc_id: str) -> bytes:
     """The action line of a ``create``: refused with 409 if ``doc_id`` is already stored."""
-    return '{"create":{"_index":"' + index + '","_id":"' + doc_id + '"}}\n'
+    return action_head(index) + doc_id.encode() + ACTION_END
+
+
+class BulkFraming:
+    """The ``create`` action line and source of each document of one file, as bytes (see sinks.base.Framing)."""
+
+    __slots__ = ("_fixed", "_heads", "_hour", "_hour_head", "_key", "_namer")
+    middle = ACTION_END
+    end = b"\n"
+
+    def __init__(self, namer: IndexNamer, key: str) -> None:
+        self._namer = namer
+        self._key = key.encode() + b"."  # ids are "<key>.<offset>" (ids.document_id)
+        self._heads: dict[str, bytes] = {}
+        # One index for every document (no date in the pattern): the head never changes.
+        self._fixed = None if namer.dated else action_head(namer.pattern) + self._key
+        self._hour = ""  # the hour (IndexNamer.hour_of) of the last head, kept in _hour_head
+        self._hour_head = b""
+
+    def head(self, timestamp: str) -> bytes:
+        if self._fixed is not None:
+            return self._fixed
+        # Records come in time order: most are in the hour of the one before.
+        if self._hour and timestamp.startswith(self._hour) and timestamp.endswith(UTC_SUFFIXES):
+            return self._hour_head
+        index = self._namer(timestamp)
+        head = self._heads.get(index)
+        if head is None:
+            if len(self._heads) >= _HEAD_CACHE_LIMIT:
+                self._heads.clear()
+            head = self._heads[index] = action_head(index) + self._key
+        hour = self._namer.hour_of(timestamp)
+        if hour is not None:
+            self._hour, self._hour_head = hour, head
+        return head
 
 
 def retry_reason(status: int, error_type: str = "") -> str | None:
@@ -76,12 +132,25 @@ def retry_reason(status: int, error_type: str = "") -> str | None:
     return None
 
 
+def all_created(sent: int) -> bytes:
+    """The exact answer, under FILTER_PATH, of Elasticsearch (and the emulator) when all ``sent`` creates succeeded."""
+    return b'{"errors":false,"items":[' + b",".join([b'{"create":{"status":201}}'] * sent) + b"]}"
+
+
 def parse_response(body: bytes, sent: int) -> SendResult:
     """Read a 200 bulk answer into counts and failures; an unreadable answer means "retry everything"."""
+    if body == all_created(sent):
+        # The usual answer, byte for byte: no need to build thousands of dicts to read it.
+        return SendResult(delivered=sent)
     try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        raise SinkUnavailableError("invalid_response", f"bulk answer is not JSON: {exc}") from None
+        # orjson first (one answer per batch of thousands of items); what it refuses, the
+        # standard library may still read (a byte-order mark from a proxy, say).
+        payload = orjson.loads(body)
+    except ValueError:
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            raise SinkUnavailableError("invalid_response", f"bulk answer is not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise SinkUnavailableError("invalid_response", "bulk answer is not a JSON object")
     items = payload.get("items")
@@ -110,21 +179,34 @@ def parse_response(body: bytes, sent: int) -> SendResult:
 
 
 def check_status(status: int, body: bytes, retry_after: str | None) -> None:
-    """Raise for a whole-request failure; return for 200."""
+    """Raise for a whole-request failure; return for 200.
+
+    400 and 413 are about the body (a proxy's 413 too: split, never dead-letter a document for
+    its batch's size); everything else is the sink being unavailable, whatever the body says
+    (an ingress's HTML 502 page, a 401 while credentials rotate): retried, never dead-lettered.
+    """
     if status == 200:
         return
     detail = error_summary(body)
     if status in (400, 413):
         raise PayloadRejectedError(status, detail)
-    reason = "unauthorized" if status in (401, 403) else retry_reason(status) or f"http_{status}"
+    if status == 403 and detail.startswith("cluster_block_exception"):
+        reason = "cluster_block"  # e.g. the disk flood-stage block: lifted once space is freed
+    elif status in (401, 403):
+        reason = "unauthorized"
+    else:
+        reason = retry_reason(status) or f"http_{status}"
     raise SinkUnavailableError(reason, f"HTTP {status}: {detail}", parse_retry_after(retry_after))
 
 
 def error_summary(body: bytes) -> str:
-    """The type and reason of an Elasticsearch error body, or its start."""
+    """The type and reason of an Elasticsearch error body, the title of an HTML error page, or the body's start."""
     try:
         payload = json.loads(body)
     except ValueError:
+        title = _HTML_TITLE.search(body[:4096])
+        if title is not None:  # an error page from a proxy or ingress in front of Elasticsearch
+            return "HTML page: " + " ".join(title.group(1).decode("utf-8", "replace").split())
         return body[:200].decode("utf-8", "replace")
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 DOCUMENT_RESULTS = ("delivered", "duplicate", "dead_letter")
+PROBE_RESULTS = ("up", "down")
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -48,7 +49,15 @@ class Metrics:
             registry=registry,
         )
         self.sink_up = Gauge(
-            "log_sidecar_sink_up", "1 if the last request to the sink got an answer, else 0.", registry=registry
+            "log_sidecar_sink_up",
+            "1 while the sink answers (a 429 included), 0 while it fails whole requests (down, 5xx, 401/403).",
+            registry=registry,
+        )
+        self.probes = Counter(
+            "log_sidecar_sink_probes",
+            "One-document requests probing a down sink, by result: up (answered: the backlog follows) or down.",
+            ["result"],
+            registry=registry,
         )
         self.skipped = Counter(
             "log_sidecar_skipped",
@@ -84,4 +93,6 @@ class Metrics:
         )
         for result in DOCUMENT_RESULTS:
             self.documents.labels(result)
+        for result in PROBE_RESULTS:
+            self.probes.labels(result)
         self.sink_up.set(0)

@@ -21,14 +21,15 @@ from log_sidecar.multiline import JoinedRecord
 from log_sidecar.problems import BadInputReporter
 from log_sidecar.records import TRUNCATED, RecordBuilder, format_timestamp
 from log_sidecar.settings import Settings
+from log_sidecar.sinks.base import Framing, Sink
 from log_sidecar.tailer import Tail, Tailer
 from sidecar_common import Heartbeat
 
 logger = logging.getLogger(__name__)
 
-Encode = Callable[[str, str, str], bytes]
 _TRUNCATED_FLAGS = (TRUNCATED,)
 METRICS_INTERVAL = 1.0
+_FRAMINGS_KEPT = 64  # files whose sink framing is cached (more than are open at once)
 # What one turn may take besides its poll wait: it reads at most PASS_BYTES per file and stops
 # once the buffer is full (LOG_BUFFER_MAX_BYTES), well under a second of parsing on a loaded box.
 TURN_SECONDS = 2.0
@@ -42,7 +43,7 @@ class Reader:
         settings: Settings,
         tailer: Tailer,
         builder: RecordBuilder,
-        encode: Encode,
+        sink: Sink,
         batcher: Batcher,
         buffer: BoundedBuffer,
         store: CheckpointStore,
@@ -53,7 +54,9 @@ class Reader:
         self.settings = settings
         self.tailer = tailer
         self._builder = builder
-        self._encode = encode
+        self._sink = sink
+        self._encode = sink.encode
+        self._framings: dict[str, Framing | None] = {}
         self._batcher = batcher
         self._buffer = buffer
         self._store = store
@@ -67,6 +70,8 @@ class Reader:
         self._wall_clock = wall_clock
         self._next_metrics = 0.0
         self._known_lag_labels: set[str] = set()
+        # Set by the directory watcher when a file appears (and by ``halt``): the idle wait ends at once.
+        self._news = threading.Event()
         self.done = threading.Event()  # set once every read document is in the buffer (or abandoned)
         self.scanned = threading.Event()  # set after the first scan: /readyz
 
@@ -78,50 +83,60 @@ class Reader:
             return
         key = tail.key
         ctx = tail.ctx
-        id_prefix = document_id(key, 0)[:-1]  # ids are "<key>.<offset>"; build them by concatenation
-        build = self._builder.build
-        encode = self._encode
-        add = self._batcher.add
+        framing = self._framing(key)
+        frame = self._builder.frame
+        items: list[bytes] = []
+        ends: list[int] = []
+        add_item = items.append
+        add_end = ends.append
         max_line = self.settings.max_line_bytes
         read_ts = format_timestamp(self._wall_clock())
         index_ts = self._index_ts(tail, read_ts)
         offset = start
-        last_end = start
         blank = 0
         for line in lines:
             begin = offset
             offset += len(line) + 1
-            if not line or line.isspace():
-                blank += 1
-                continue
-            if line[-1] == 13:  # CRLF line ending
-                line = line[:-1]
-            flags: tuple[str, ...] = ()
-            if len(line) > max_line:
-                line = line[:max_line]
-                flags = _TRUNCATED_FLAGS
-                self._reporter.report("truncated", tail.path, begin, f"line cut to {max_line} bytes")
-            try:
-                text = line.decode()
-            except UnicodeDecodeError as exc:
-                text = line.decode("utf-8", "replace")
-                if not flags:
-                    self._reporter.report("invalid_utf8", tail.path, begin, str(exc))
-            try:
-                ts, source, problem = build(text, ctx, begin, read_ts, flags)
-                # ``build`` hands back read_ts itself when the record has no time of its own.
-                item = encode(id_prefix + str(begin), index_ts if ts is read_ts else ts, source)
-            except Exception as exc:  # costs nothing until raised; keeps one odd record from losing the file
-                item = self._fallback(tail, begin, text, read_ts, flags, exc)
-                problem = None
-            if problem is not None:
-                self._reporter.report(problem, tail.path, begin, text[:80])
-            add(key, offset, item)
-            last_end = offset
+            item = None
+            if framing is not None and len(line) <= max_line:
+                # The usual JSON line becomes its item in one step (None: any other line).
+                try:
+                    item = frame(line, ctx, begin, read_ts, index_ts, framing)
+                except Exception:  # costs nothing until raised; _item decides what such a line becomes
+                    item = None
+            if item is None:
+                if not line or line.isspace():
+                    blank += 1
+                    continue
+                item = self._item(tail, line, begin, read_ts, index_ts)
+            add_item(item)
+            add_end(offset)
+        if items:
+            self._batcher.add_many(key, items, ends)
         if blank:
             self._metrics.skipped.labels("blank").inc(blank)
-        if offset > last_end:
+        if offset > (ends[-1] if ends else start):
             self._skip(key, offset, count=False)
+
+    def _item(self, tail: Tail, line: bytes, begin: int, read_ts: str, index_ts: str) -> bytes:
+        """The sink's item of a line that is not blank: built, then encoded; problems reported."""
+        if line[-1] == 13:  # CRLF line ending
+            line = line[:-1]
+        flags: tuple[str, ...] = ()
+        max_line = self.settings.max_line_bytes
+        if len(line) > max_line:
+            line = line[:max_line]
+            flags = _TRUNCATED_FLAGS
+            self._reporter.report("truncated", tail.path, begin, f"line cut to {max_line} bytes")
+        try:
+            ts, source, problems = self._builder.build(line, tail.ctx, begin, read_ts, flags)
+            # ``build`` hands back read_ts itself when the record has no time of its own.
+            item = self._encode(document_id(tail.key, begin), index_ts if ts is read_ts else ts, source)
+        except Exception as exc:  # costs nothing until raised; keeps one odd record from losing the file
+            return self._fallback(tail, begin, line.decode("utf-8", "replace"), read_ts, flags, exc)
+        for reason, detail in problems:
+            self._reporter.report(reason, tail.path, begin, detail)
+        return item
 
     def _lines_multiline(self, tail: Tail, start: int, lines: list[bytes]) -> None:
         joiner = tail.joiner
@@ -189,6 +204,14 @@ class Reader:
                 self._reporter.report("invalid_utf8", tail.path, offset, str(exc))
             return data.decode("utf-8", "replace")
 
+    def _framing(self, key: str) -> Framing | None:
+        """The sink's framing of the documents of file ``key`` (asked once per file)."""
+        if key not in self._framings:
+            if len(self._framings) >= _FRAMINGS_KEPT:
+                self._framings.clear()
+            self._framings[key] = self._sink.framing(key)
+        return self._framings[key]
+
     def _index_ts(self, tail: Tail, read_ts: str) -> str:
         return tail.index_ts if self._pin_index_time else read_ts
 
@@ -196,14 +219,16 @@ class Reader:
         read_ts = format_timestamp(self._wall_clock())
         key = tail.key
         try:
-            ts, source, problem = self._builder.build(record.text, tail.ctx, record.start, read_ts, record.flags)
+            # The text was decoded (and any invalid UTF-8 reported) line by line: it encodes cleanly.
+            data = record.text.encode()
+            ts, source, problems = self._builder.build(data, tail.ctx, record.start, read_ts, record.flags)
             index_ts = self._index_ts(tail, read_ts) if ts is read_ts else ts
             item = self._encode(document_id(key, record.start), index_ts, source)
         except Exception as exc:
             item = self._fallback(tail, record.start, record.text, read_ts, record.flags, exc)
-            problem = None
-        if problem is not None:
-            self._reporter.report(problem, tail.path, record.start, record.text[:80])
+            problems = ()
+        for reason, detail in problems:
+            self._reporter.report(reason, tail.path, record.start, detail)
         self._batcher.add(key, record.end, item)
 
     def _fallback(
@@ -231,6 +256,15 @@ class Reader:
         return True
 
     # The loop -------------------------------------------------------------------
+    def wake(self) -> None:
+        """End the idle wait now: a new file appeared, or the directories changed (any thread)."""
+        self._news.set()
+
+    def halt(self) -> None:
+        """Stop reading and start the drain (any thread)."""
+        self.stop.set()
+        self._news.set()
+
     def run(self) -> None:
         """Read until stopped, then hand over everything read (drain)."""
         while not self.stop.is_set():
@@ -244,13 +278,15 @@ class Reader:
                 if self._batcher.sealed:
                     self._buffer.wait_for_room(self._batcher.sealed[0].nbytes, self.settings.poll_interval_seconds)
                 else:
-                    self.stop.wait(self.settings.poll_interval_seconds)
+                    self._news.wait(self.settings.poll_interval_seconds)
+                    self._news.clear()  # before the turn: news arriving during it ends the next wait
         self._drain()
 
     def step(self) -> bool:
         """One turn: scan if due, read what fits, seal and hand over batches; True when caught up."""
         tailer = self.tailer
         now = self._clock()
+        tailer.adopt_arrivals()
         if tailer.scan_due(now):
             tailer.scan()
             self.scanned.set()

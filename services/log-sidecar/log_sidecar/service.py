@@ -99,7 +99,7 @@ class LogSidecar:
         started = time.monotonic()
         deadline = started + self.settings.drain_seconds
         logger.info("draining", extra={"deadline_seconds": self.settings.drain_seconds})
-        pipeline.reader.stop.set()
+        pipeline.reader.halt()
         self._threads[0].join(max(0.0, deadline - time.monotonic()))
         pipeline.shipper.finished.wait(max(0.0, deadline - time.monotonic()))
         if not pipeline.shipper.finished.is_set():
@@ -116,7 +116,7 @@ class LogSidecar:
 
     def close(self) -> None:
         """Stop the threads if a drain did not, save the checkpoint, release the files, the port and the lock."""
-        self.pipeline.reader.stop.set()
+        self.pipeline.reader.halt()
         self.pipeline.shipper.abort.set()
         threads, self._threads = self._threads, []
         for thread in threads:
@@ -140,6 +140,7 @@ class LogSidecar:
             {
                 "sink": pipeline.sink.name,
                 "sink_contacted": pipeline.shipper.contacted.is_set(),
+                "watched_directories": pipeline.watcher.watched,
                 "buffer_bytes": pipeline.buffer.used_bytes,
                 "files": files,
                 "checkpoint": str(pipeline.store.path),

@@ -52,7 +52,10 @@ class Settings:
     pod_namespace: str | None = setting("POD_NAMESPACE", None, "kubernetes.namespace (Downward API)")
     node_name: str | None = setting("NODE_NAME", None, "host.name (Downward API); unset = this host's name")
     scan_interval_seconds: float = setting(
-        "LOG_SCAN_INTERVAL_SECONDS", 10.0, "how often LOG_PATHS are re-globbed", exclusive_minimum=0
+        "LOG_SCAN_INTERVAL_SECONDS",
+        10.0,
+        "how often LOG_PATHS are re-globbed: the safety net under inotify, which sees new files at once",
+        exclusive_minimum=0,
     )
     poll_interval_seconds: float = setting(
         "LOG_POLL_INTERVAL_SECONDS", 0.1, "how often open files are checked for new data when idle", exclusive_minimum=0
@@ -95,6 +98,12 @@ class Settings:
     )
     retry_max_seconds: float = setting(
         "LOG_RETRY_MAX_SECONDS", 30.0, "longest retry delay (exponential, jittered)", exclusive_minimum=0
+    )
+    sink_probe_interval_seconds: float = setting(
+        "LOG_SINK_PROBE_INTERVAL_SECONDS",
+        1.0,
+        "while the sink fails whole requests: longest time between two one-document probes (jittered)",
+        exclusive_minimum=0,
     )
     sink_timeout_seconds: float = setting(
         "LOG_SINK_TIMEOUT_SECONDS", 30.0, "timeout of one request to the sink", exclusive_minimum=0

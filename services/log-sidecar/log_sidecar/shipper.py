@@ -1,16 +1,39 @@
-"""The shipping half of the pipeline: batches to the sink, retries, dead letters, acknowledgements.
+"""The shipping half of the pipeline: batches to the sink, retries, probes, dead letters, acknowledgements.
 
 One batch is in flight at a time. Its documents each end in exactly one final
 state: delivered, duplicate (already stored) or dead-lettered. Only then is
 the batch acknowledged, its file ranges completed and the checkpoint allowed
-to move past it. Retryable failures (per-item 429/5xx, whole-request 429/503,
-timeouts, refused connections) resend only the documents that failed, with
-exponential backoff and jitter, forever unless LOG_RETRY_MAX says otherwise.
+to move past it.
+
+Three kinds of trouble, three answers:
+
+* The sink answers about some documents (per-item 429/5xx): only those are sent
+  again, with exponential backoff and jitter, forever unless LOG_RETRY_MAX says
+  otherwise (it counts these answers only).
+* The sink asks us to wait (a whole-request 429, or any ``Retry-After``): it is
+  waited for, with backoff, and not probed around: an overloaded cluster that
+  says "wait" gets its wait.
+* The sink is down (refused or dropped connections, timeouts, 5xx, an HTML error
+  page from a proxy, 401/403 while credentials rotate, or every document of a
+  request failing with a 5xx): the batch is not resent as a whole. One of its
+  documents probes the sink every LOG_SINK_PROBE_INTERVAL_SECONDS (jittered),
+  and the rest follows the moment a probe is answered. So the backlog moves
+  within about a second of the recovery however long the outage was (a backoff
+  grown to its cap would wait up to that cap while the sink is already back),
+  and a down sink sees one tiny request per interval, never the whole batch
+  again and again. The probe is a real request of the failed kind, so it sees
+  what ``GET /`` cannot: a ``_bulk`` refused with 503 by a cluster block while
+  the node answers, or a writer role without the ``monitor`` privilege. A
+  document the probe stored is simply settled (a resend would be a 409).
+  Whole-request failures never count against LOG_RETRY_MAX: the sink did not
+  look at the documents, and the log file is the buffer. A probe answered with
+  a 5xx for its document counts for its group, which it stands for.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import deque
@@ -33,8 +56,8 @@ logger = logging.getLogger(__name__)
 
 TAKE_TIMEOUT = 0.2
 WAIT_SLICE = 1.0  # backoff waits are cut into slices so the heartbeat keeps beating
-DOWN_LOG_INTERVAL = 30.0
 MAX_BACKOFF_EXPONENT = 32
+THROTTLED = "throttled"
 
 
 @dataclass(frozen=True)
@@ -78,9 +101,11 @@ class Shipper:
         self._clock = clock
         self._wall_clock = wall_clock
         self._backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
+        self._rng = random.Random()
         self._last_save = clock()
-        self._down_since: float | None = None
-        self._down_logged_at = 0.0
+        # None while the sink takes documents; else THROTTLED or "down: <reason>", logged once per change.
+        self._trouble: str | None = None
+        self._trouble_since = 0.0
         self.contacted = threading.Event()  # set after the first answer from the sink
         self.finished = threading.Event()
 
@@ -142,19 +167,12 @@ class Shipper:
                 result = self._sink.send(items if len(indices) == len(items) else [items[i] for i in indices])
             except SinkUnavailableError as exc:
                 self._metrics.batch_seconds.observe(self._clock() - started)
-                self._sink_down(exc)
                 self._metrics.retries.labels(exc.reason).inc(len(indices))
-                attempts += 1
-                if self._exhausted(attempts):
-                    groups.popleft()
-                    why = Rejection("retries_exhausted", 0, exc.reason, exc.detail)
-                    self._dead_letter(batch, [(i, why) for i in indices])
-                    continue
-                groups[0] = (indices, attempts)
-                delay = self._next_delay()
-                if exc.retry_after is not None:
-                    delay = min(max(delay, exc.retry_after), self.settings.retry_max_seconds)
-                if not self._wait(delay):
+                if _asks_to_wait(exc):
+                    self._told_to_wait(exc)
+                    if not self._wait(self._retry_delay(exc)):
+                        return False
+                elif not self._await_recovery(batch, groups, exc):
                     return False
                 continue
             except PayloadRejectedError as exc:
@@ -176,9 +194,11 @@ class Shipper:
                     self._dead_letter(batch, [(indices[0], Rejection("request_rejected", exc.status, "", exc.detail))])
                 continue
             self._metrics.batch_seconds.observe(self._clock() - started)
-            self._sink_up()
             groups.popleft()
             retry = self._settle(batch, indices, result)
+            down = _stored_nothing(result, len(indices))
+            if down is None:
+                self._sink_up()
             if not retry:
                 self._backoff.reset()
                 continue
@@ -187,9 +207,72 @@ class Shipper:
                 self._dead_letter(batch, [(i, Rejection("retries_exhausted", 0)) for i in retry])
                 continue
             groups.appendleft((retry, attempts))
-            if not self._wait(self._next_delay()):
+            if down is not None:
+                if not self._await_recovery(batch, groups, down):
+                    return False
+            elif not self._wait(self._next_delay()):
                 return False
         return True
+
+    def _await_recovery(self, batch: Batch, groups: deque[tuple[list[int], int]], exc: SinkUnavailableError) -> bool:
+        """Probe the down sink with the first document of ``groups[0]`` until it answers; False if aborted.
+
+        Returns once a probe was answered (its document settled, unless it must be sent
+        again) and any wait the sink asked for is over; the caller then sends the rest.
+        """
+        self._sink_down(exc)
+        while True:
+            if not self._wait(self._probe_delay()):
+                return False
+            first = groups[0][0][0]
+            self.heartbeat.beat()
+            try:
+                result = self._sink.send([batch.items[first]])
+            except SinkUnavailableError as failure:
+                if _asks_to_wait(failure):
+                    self._metrics.probes.labels("up").inc()
+                    self._told_to_wait(failure)
+                    return self._wait(self._retry_delay(failure))
+                self._metrics.probes.labels("down").inc()
+                self._sink_down(failure)
+                continue
+            except PayloadRejectedError as rejected:
+                # Answered; and a request of this one document is refused: it is the bad one.
+                self._metrics.probes.labels("up").inc()
+                self._sink_up()
+                why = Rejection("request_rejected", rejected.status, "", rejected.detail)
+                self._dead_letter(batch, [(first, why)])
+                _drop_first(groups)
+                return True
+            still_down = _stored_nothing(result, 1)
+            if still_down is not None:
+                self._metrics.probes.labels("down").inc()
+                self._sink_down(still_down)
+                # An answer about a document of the group, standing for all of them: an attempt.
+                indices, attempts = groups[0]
+                if self._exhausted(attempts + 1):
+                    groups.popleft()
+                    self._dead_letter(batch, [(i, Rejection("retries_exhausted", 0)) for i in indices])
+                    return True
+                groups[0] = (indices, attempts + 1)
+                continue
+            self._metrics.probes.labels("up").inc()
+            self._sink_up()
+            if self._settle(batch, [first], result):
+                return self._wait(self._next_delay())  # answered with a per-item 429: back off, then resend
+            _drop_first(groups)
+            return True
+
+    def _probe_delay(self) -> float:
+        # Jittered, so the pods of a cluster that comes back do not all knock at once.
+        interval = self.settings.sink_probe_interval_seconds
+        return self._rng.uniform(interval / 2, interval)
+
+    def _retry_delay(self, exc: SinkUnavailableError) -> float:
+        delay = self._next_delay()
+        if exc.retry_after is not None:
+            delay = min(max(delay, exc.retry_after), self.settings.retry_max_seconds)
+        return delay
 
     def _next_delay(self) -> float:
         delay = self._backoff.next_delay()
@@ -234,32 +317,66 @@ class Shipper:
                 return False
             left -= step
 
+    # Sink state: one log line per change, never one per request ----------------------
     def _sink_up(self) -> None:
         self._metrics.sink_up.set(1)
         self.contacted.set()
-        if self._down_since is not None:
-            logger.info(
-                "sink %s answers again after %.1f s",
+        if self._trouble is None:
+            return
+        logger.info(
+            "sink %s takes documents again after %.1f s (%s)",
+            self._sink.name,
+            self._clock() - self._trouble_since,
+            self._trouble,
+            extra={"sink": self._sink.name, "was": self._trouble},
+        )
+        self._trouble = None
+
+    def _told_to_wait(self, exc: SinkUnavailableError) -> None:
+        """A 429 is an answer (the sink is up and overloaded); a 5xx with Retry-After is down, waited for."""
+        if exc.reason != "rate_limited":
+            self._sink_down(exc)
+            return
+        self._metrics.sink_up.set(1)
+        self.contacted.set()
+        if self._change_trouble(THROTTLED):
+            logger.warning(
+                "sink %s asks us to slow down (%s); backing off as told, without probing",
                 self._sink.name,
-                self._clock() - self._down_since,
-                extra={"sink": self._sink.name},
+                exc.detail,
+                extra={"sink": self._sink.name, "reason": exc.reason, "retry_after": exc.retry_after},
             )
-            self._down_since = None
 
     def _sink_down(self, exc: SinkUnavailableError) -> None:
         self._metrics.sink_up.set(0)
-        now = self._clock()
-        if self._down_since is None:
-            self._down_since = now
-        elif now - self._down_logged_at < DOWN_LOG_INTERVAL:
+        if not self._change_trouble(f"down: {exc.reason}"):
             return
-        self._down_logged_at = now
-        logger.warning(
-            "sink %s unavailable (%s); retrying, reading paused while the buffer is full",
-            self._sink.name,
-            exc.reason,
-            extra={"sink": self._sink.name, "reason": exc.reason, "detail": exc.detail},
-        )
+        extra = {"sink": self._sink.name, "reason": exc.reason, "detail": exc.detail[:300]}
+        if exc.retry_after is not None:
+            probing = f"documents wait in the log files; retrying after {exc.retry_after:g} s as told (Retry-After)"
+        else:
+            probing = f"documents wait in the log files; probing every {self.settings.sink_probe_interval_seconds:g} s"
+        if exc.reason == "unauthorized":
+            logger.error(
+                "sink %s refuses our credentials (%s): check ES_USERNAME/ES_PASSWORD or ES_API_KEY; %s",
+                self._sink.name,
+                exc.detail[:300],
+                probing,
+                extra=extra,
+            )
+        else:
+            logger.warning(
+                "sink %s unavailable (%s: %s); %s", self._sink.name, exc.reason, exc.detail[:300], probing, extra=extra
+            )
+
+    def _change_trouble(self, trouble: str) -> bool:
+        """Enter ``trouble``; True if that is a change (worth one log line)."""
+        if trouble == self._trouble:
+            return False
+        if self._trouble is None:
+            self._trouble_since = self._clock()
+        self._trouble = trouble
+        return True
 
     # Dead letters -----------------------------------------------------------------
     def _dead_letter(self, batch: Batch, rejected: Sequence[tuple[int, Rejection]]) -> None:
@@ -308,3 +425,29 @@ class Shipper:
         except CheckpointError as exc:
             self._metrics.checkpoint_writes.labels("error").inc()
             logger.error("checkpoint write failed", extra={"path": str(exc.path), "error": exc.reason})
+
+
+def _asks_to_wait(exc: SinkUnavailableError) -> bool:
+    """The sink said how to behave: a 429 (overloaded) or a ``Retry-After``; honoured, never probed around."""
+    return exc.reason == "rate_limited" or exc.retry_after is not None
+
+
+def _stored_nothing(result: SendResult, sent: int) -> SinkUnavailableError | None:
+    """If every document failed with a 5xx (the sink answered, but is down for them), say so."""
+    failures = result.failures
+    if len(failures) < sent or not all(f.retryable and f.status != 429 for f in failures):
+        return None
+    first = failures[0]
+    return SinkUnavailableError(
+        retry_reason(first.status, first.error_type) or "server_error",
+        f"every document failed: HTTP {first.status} {first.error_type}: {first.reason[:200]}",
+    )
+
+
+def _drop_first(groups: deque[tuple[list[int], int]]) -> None:
+    """The probe settled the first document of the first group: send only the rest."""
+    indices, attempts = groups[0]
+    if len(indices) > 1:
+        groups[0] = (indices[1:], attempts)
+    else:
+        groups.popleft()

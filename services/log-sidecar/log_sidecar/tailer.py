@@ -1,5 +1,9 @@
 """Follow log files through rotation, truncation and deletion, handing out complete lines.
 
+* Discovery: the directory watcher (watcher.py) opens a new file the moment it
+  appears and hands the descriptor over (``arrive``); the re-glob every
+  LOG_SCAN_INTERVAL_SECONDS is the safety net. A file that was renamed away
+  before it was adopted is followed like any rotated file.
 * Rotation by rename + create: the old file stays open and is read to its end;
   it is closed LOG_ROTATE_WAIT_SECONDS after its last write (a writer may
   still append to it briefly), and the new file is picked up at once.
@@ -29,6 +33,7 @@ import logging
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -41,6 +46,7 @@ from log_sidecar.metrics import Metrics
 from log_sidecar.multiline import MultilineJoiner
 from log_sidecar.records import FileContext, format_timestamp
 from log_sidecar.settings import Settings
+from log_sidecar.watcher import DirectoryWatcher
 
 logger = logging.getLogger(__name__)
 
@@ -196,8 +202,13 @@ class Tailer:
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        watcher: DirectoryWatcher | None = None,
     ) -> None:
         self.settings = settings
+        self._watcher = watcher
+        # Files the watcher opened as they appeared, (matched path, descriptor): appended on its
+        # thread, adopted on ours (a deque's append and popleft are thread-safe).
+        self._arrivals: deque[tuple[str, int]] = deque()
         self._store = store
         self._tracker = tracker
         self._metrics = metrics
@@ -214,12 +225,30 @@ class Tailer:
         return now >= self._next_scan
 
     def request_scan(self) -> None:
+        """Re-glob at the next turn (any thread: a float store)."""
         self._next_scan = 0.0
+
+    def arrive(self, path: str, fd: int) -> None:
+        """Take a file the watcher opened as it appeared, matched as ``path``; adopted at the next turn (any thread)."""
+        self._arrivals.append((path, fd))
+
+    def adopt_arrivals(self) -> int:
+        """Follow the files the watcher handed over; return how many were new to us."""
+        adopted = 0
+        while self._arrivals:
+            path, fd = self._arrivals.popleft()
+            tail = self._follow(path, fd, matched=None)
+            if tail is not None:
+                adopted += 1
+        return adopted
 
     def scan(self) -> None:
         """Open newly matched files; note files that no longer match (rotated away or deleted)."""
         now = self._clock()
         self._next_scan = now + self.settings.scan_interval_seconds
+        if self._watcher is not None:
+            self._watcher.ensure()  # re-watch what was lost (a deleted directory, a dead reader thread)
+        self.adopt_arrivals()  # first, so a file both watched and globbed keeps the watcher's record
         found = discovery.scan(self.settings.paths)
         for ident, match in found.items():
             tail = self.tails.get(ident)
@@ -246,11 +275,27 @@ class Tailer:
         except OSError as exc:
             logger.warning("cannot open log file", extra={"file": path, "error": str(exc)})
             return None
-        st = os.fstat(fd)
-        ident = (st.st_dev, st.st_ino)
-        if ident in self.tails:  # replaced between glob and open by a file we already follow
+        return self._follow(path, fd, matched)
+
+    def _follow(self, path: str, fd: int, matched: bool | None) -> Tail | None:
+        """Follow the open file ``fd``, matched by LOG_PATHS as ``path``; ``matched=None``: find out.
+
+        A file the watcher opened may have been renamed away since: then ``path`` no longer
+        names it, and it is finished and closed like any rotated file.
+        """
+        try:
+            st = os.fstat(fd)
+        except OSError as exc:
+            logger.warning("cannot read a log file's status", extra={"file": path, "error": str(exc)})
             os.close(fd)
             return None
+        ident = (st.st_dev, st.st_ino)
+        if ident in self.tails:  # replaced between glob and open, or seen by both the watcher and the glob
+            os.close(fd)
+            return None
+        rotated_before_adoption = matched is None and not _names(path, ident)
+        if matched is None:
+            matched = True  # noted as rotated below, once followed
         resolution = resolve(fd, st.st_dev, st.st_ino, st.st_size, self._store.candidates(st.st_dev, st.st_ino))
         now = self._clock()
         tail = Tail(path, fd, st.st_dev, st.st_ino, resolution.offset, now)
@@ -282,6 +327,8 @@ class Tailer:
             resolution.offset,
             extra={"file": path, "match": resolution.match.value, "offset": resolution.offset, "size": st.st_size},
         )
+        if rotated_before_adoption:
+            self._unmatched(tail, now)
         return tail
 
     def _recover_rotated_while_away(self) -> None:
@@ -480,11 +527,7 @@ class Tailer:
         self._forget_retired()
 
     def _still_at_path(self, tail: Tail) -> bool:
-        try:
-            st = os.stat(tail.path)
-        except OSError:
-            return False
-        return (st.st_dev, st.st_ino) == (tail.dev, tail.ino)
+        return _names(tail.path, (tail.dev, tail.ino))
 
     def _unmatched(self, tail: Tail, now: float) -> None:
         tail.matched = False
@@ -541,6 +584,8 @@ class Tailer:
         consumer.flush(tail)
 
     def close_all(self) -> None:
+        while self._arrivals:
+            os.close(self._arrivals.popleft()[1])
         for tail in self.tails.values():
             try:
                 os.close(tail.fd)
@@ -551,3 +596,12 @@ class Tailer:
     def statuses(self) -> Sequence[FileStatus]:
         tails = list(self.tails.values())  # one atomic copy: the admin thread calls this too
         return [FileStatus(t.path, None if t.identity is None else t.identity.key, t.size, t.matched) for t in tails]
+
+
+def _names(path: str, ident: tuple[int, int]) -> bool:
+    """Whether ``path`` still names the file ``ident`` (not renamed away, deleted or replaced)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == ident

@@ -48,7 +48,10 @@ class FakeSink:
         self.down = False
         self.after_store: Callable[[], None] | None = None
 
-    def encode(self, doc_id: str, timestamp: str, source: str) -> bytes:
+    def framing(self, key: str) -> None:
+        return None
+
+    def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
         return with_id(doc_id, source)
 
     def send(self, items: Sequence[bytes]) -> SendResult:
@@ -102,6 +105,7 @@ HARNESS_SETTINGS: dict[str, Any] = {
     # Backoff waits are real time (the manual clock only times the pipeline): retry at once.
     "retry_initial_seconds": 0.001,
     "retry_max_seconds": 0.002,
+    "sink_probe_interval_seconds": 0.001,
 }
 
 

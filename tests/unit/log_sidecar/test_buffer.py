@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from log_sidecar.acks import AckTracker
 from log_sidecar.batching import Batch, Batcher
 from log_sidecar.buffer import BoundedBuffer
@@ -49,6 +52,38 @@ def test_batches_seal_at_the_document_and_byte_limits() -> None:
     by_bytes.add("k", 80, b"x" * 6)
     by_bytes.add("k", 90, b"x" * 6)
     assert [len(b) for b in by_bytes.sealed] == [2]
+
+
+def batches_of(batcher: Batcher) -> list[tuple[list[bytes], int, list[tuple[int, int]]]]:
+    return [(b.items, b.nbytes, [(r.start, r.end) for r in b.ranges]) for b in batcher.sealed]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    chunks=st.lists(st.lists(st.integers(1, 40), max_size=30), max_size=6),
+    max_docs=st.integers(1, 12),
+    max_bytes=st.integers(1, 150),
+)
+def test_adding_a_chunk_at_once_seals_the_same_batches_as_one_by_one(
+    chunks: list[list[int]], max_docs: int, max_bytes: int
+) -> None:
+    one, many = AckTracker(), AckTracker()
+    one.start("k", 0)
+    many.start("k", 0)
+    singly = Batcher(one, max_docs, max_bytes)
+    chunked = Batcher(many, max_docs, max_bytes)
+    end = 0
+    for sizes in chunks:
+        items = [bytes([65 + n % 26]) * size for n, size in enumerate(sizes)]
+        ends = []
+        for item in items:
+            end += len(item) + 1
+            ends.append(end)
+            singly.add("k", end, item)
+        chunked.add_many("k", items, ends)
+    singly.seal()
+    chunked.seal()
+    assert batches_of(chunked) == batches_of(singly)
 
 
 def test_a_down_sink_pauses_reading_and_memory_stays_flat(make_harness: MakeHarness, logs: Path) -> None:

@@ -23,7 +23,7 @@ class DatedIndexSink(FakeSink):
         self.namer = IndexNamer("logs-%Y.%m.%d")
         self.docs: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def encode(self, doc_id: str, timestamp: str, source: str) -> bytes:
+    def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
         return self.namer(timestamp).encode() + b" " + with_id(doc_id, source)
 
     def send(self, items: Sequence[bytes]) -> SendResult:

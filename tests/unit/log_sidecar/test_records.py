@@ -15,15 +15,16 @@ READ_TS = "2026-11-26T10:00:00.000Z"
 CTX = FileContext('/var/log/app/"odd".log')
 
 
-def build(text: str, flags: tuple[str, ...] = (), **kwargs: Any) -> tuple[str, dict[str, Any], str | None]:
+def build(text: str, flags: tuple[str, ...] = (), **kwargs: Any) -> tuple[str, dict[str, Any], list[str]]:
+    """Build the record ``text``; return (timestamp, the document, the reasons of its problems)."""
     builder = RecordBuilder("node-1", "pod-1", "ns-1", **kwargs)
-    ts, source, problem = builder.build(text, CTX, 42, READ_TS, flags)
-    return ts, json.loads(source), problem
+    ts, source, problems = builder.build(text.encode(), CTX, 42, READ_TS, flags)
+    return ts, json.loads(source), [reason for reason, _ in problems]
 
 
 def test_a_json_line_keeps_its_fields_and_gets_ecs_enrichment() -> None:
-    ts, doc, problem = build('{"msg": "hi", "level": "info", "n": 1}')
-    assert problem is None
+    ts, doc, problems = build('{"msg": "hi", "level": "info", "n": 1}')
+    assert problems == []
     assert doc == {
         "msg": "hi",
         "level": "info",
@@ -47,12 +48,12 @@ def test_the_records_own_timestamp_wins_over_the_read_time() -> None:
 
 
 def test_plain_and_invalid_json_lines_become_messages() -> None:
-    _, doc, problem = build('plain text with "quotes" and \\ and \t tab')
+    _, doc, problems = build('plain text with "quotes" and \\ and \t tab')
     assert doc["message"] == 'plain text with "quotes" and \\ and \t tab'
-    assert problem is None
-    _, doc, problem = build('{"broken": ')
+    assert problems == []
+    _, doc, problems = build('{"broken": ')
     assert doc["message"] == '{"broken": '
-    assert problem == "invalid_json"
+    assert problems == ["invalid_json"]
     _, doc, _ = build("[1, 2]")
     assert doc["message"] == "[1, 2]"
 
@@ -78,7 +79,7 @@ def test_an_empty_object_and_flags() -> None:
 
 def test_without_pod_metadata_there_is_no_kubernetes_object() -> None:
     builder = RecordBuilder("host-a")
-    _, source, _ = builder.build("x", CTX, 0, READ_TS)
+    _, source, _ = builder.build(b"x", CTX, 0, READ_TS)
     assert "kubernetes" not in json.loads(source)
 
 

@@ -82,6 +82,7 @@ def test_lines_are_shipped_and_the_admin_endpoints_tell_the_truth(sidecar: LogSi
     assert "log_sidecar_sink_up 1.0" in metrics
     status = json.loads(get(port, "/status")[1])
     assert status["files"][0]["path"] == str(log)
+    assert status["watched_directories"] == [str(log.parent)], "new files are seen by inotify"
     wait_until(lambda: json.loads(get(port, "/status")[1])["files"][0]["committed"] == log.stat().st_size, 10)
 
 

@@ -17,7 +17,7 @@ from sink_emulators.elasticsearch import BulkEmulator, Faults
 from sink_emulators.fluentd import FluentForwardReceiver
 from tests.support import free_tcp_port
 
-SOURCE = '{"message":"hello","log":{"file":{"path":"/l/app.log"},"offset":0},"@timestamp":"2026-01-02T03:04:05.000Z"}'
+SOURCE = b'{"message":"hello","log":{"file":{"path":"/l/app.log"},"offset":0},"@timestamp":"2026-01-02T03:04:05.000Z"}'
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_elasticsearch_creates_documents_and_a_resend_is_a_duplicate(es: BulkEmu
 def test_elasticsearch_per_item_failures_and_poison(es: BulkEmulator) -> None:
     sink = es_sink(es)
     es.set_faults(Faults(poison_field="bad"))
-    poison = SOURCE[:-1] + ',"bad":1}'
+    poison = SOURCE[:-1] + b',"bad":1}'
     result = sink.send([sink.encode("a.0", "2026-01-02T03:04:05Z", SOURCE), sink.encode("a.1", "x", poison)])
     assert result.delivered == 1
     (failure,) = result.failures

@@ -285,10 +285,10 @@ def test_a_record_that_cannot_be_built_is_shipped_as_text_and_counted(
 ) -> None:
     original = RecordBuilder.build
 
-    def fragile(self: RecordBuilder, text: str, *args: Any) -> tuple[str, str, str | None]:
-        if "explode" in text:
+    def fragile(self: RecordBuilder, data: bytes, *args: Any) -> tuple[str, bytes, tuple[tuple[str, str], ...]]:
+        if b"explode" in data:
             raise RecursionError("maximum recursion depth exceeded")  # e.g. absurdly nested JSON
-        return original(self, text, *args)
+        return original(self, data, *args)
 
     monkeypatch.setattr(RecordBuilder, "build", fragile)
     write(logs / "app.log", "before", '{"explode": [[[]]]}', "after")

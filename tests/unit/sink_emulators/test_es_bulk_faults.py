@@ -116,6 +116,56 @@ def test_request_status_without_a_count_lasts_until_cleared(client: EsClient, es
     assert client.bulk(_many(1)).status_code == 200
 
 
+def test_a_proxy_answers_request_status_with_an_html_page(client: EsClient, es: BulkEmulator) -> None:
+    es.set_faults(Faults(request_status=502, request_status_html=True, request_status_count=1))
+
+    refused = client.bulk(_many(2))
+    accepted = client.bulk(_many(2))
+
+    assert refused.status_code == 502
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "<title>502 Bad Gateway</title>" in refused.text
+    assert "X-elastic-product" not in refused.headers, "a proxy's page, not Elasticsearch's answer"
+    assert accepted.headers["X-elastic-product"] == "Elasticsearch"
+    assert es.count() == 2
+
+
+def test_retry_after_goes_with_the_request_status_answers(client: EsClient, es: BulkEmulator) -> None:
+    es.set_faults(Faults(request_status=429, retry_after_seconds=7, request_status_count=1))
+
+    refused = client.bulk(_many(1))
+
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "7"
+    assert "Retry-After" not in client.bulk(_many(1)).headers
+
+
+def test_a_dropped_response_stores_the_documents_and_hangs_up(client: EsClient, es: BulkEmulator) -> None:
+    es.set_faults(Faults(drop_response=True, drop_response_count=1))
+
+    with pytest.raises(requests.exceptions.ConnectionError):
+        client.bulk(_many(3))
+    assert es.count() == 3, "stored before the answer was lost"
+    again = client.bulk(_many(3)).json()
+
+    assert [item["create"]["status"] for item in again["items"]] == [409] * 3
+    assert es.stats().dropped_responses == 1
+
+
+def test_a_proxy_refuses_bodies_over_max_body_bytes_with_an_html_413(client: EsClient, es: BulkEmulator) -> None:
+    small = _many(1)
+    es.set_faults(Faults(max_body_bytes=len(small)))
+
+    refused = client.bulk(_many(5))
+    accepted = client.bulk(small)
+
+    assert refused.status_code == 413
+    assert "<title>413 Request Entity Too Large</title>" in refused.text
+    assert accepted.status_code == 200
+    assert es.count() == 1
+    assert es.bulk_requests == 1, "Elasticsearch never saw the refused request"
+
+
 def test_a_delayed_response_still_stores_the_documents(client: EsClient, es: BulkEmulator) -> None:
     es.set_faults(Faults(delay_seconds=5))
 
@@ -178,6 +228,11 @@ def test_stop_does_not_wait_for_an_injected_delay(es: BulkEmulator, client: EsCl
         ({"request_status": 302}, "request_status"),
         ({"request_status": 503, "request_status_count": 0}, "request_status_count"),
         ({"delay_seconds": -1}, "delay_seconds"),
+        ({"drop_response": 1}, "drop_response"),
+        ({"drop_response_count": 0}, "drop_response_count"),
+        ({"max_body_bytes": -5}, "max_body_bytes"),
+        ({"retry_after_seconds": 1.5}, "retry_after_seconds"),
+        ({"request_status_html": "yes"}, "request_status_html"),
         ({"down": "yes"}, "down"),
         ({"poison_field": ""}, "poison_field"),
         ({"surprise": 1}, "surprise"),
@@ -191,6 +246,17 @@ def test_invalid_faults_are_refused_naming_the_field(faults: dict[str, object], 
 
 
 def test_faults_round_trip_through_json() -> None:
-    faults = Faults(item_status_rate={429: 0.1}, poison_field="x", request_status=503, request_status_count=2, seed=9)
+    faults = Faults(
+        item_status_rate={429: 0.1},
+        poison_field="x",
+        request_status=503,
+        request_status_count=2,
+        request_status_html=True,
+        retry_after_seconds=3,
+        drop_response=True,
+        drop_response_count=2,
+        max_body_bytes=1000,
+        seed=9,
+    )
 
     assert Faults.from_json(faults.to_json()) == faults

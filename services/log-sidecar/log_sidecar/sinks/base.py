@@ -46,13 +46,33 @@ class PayloadRejectedError(Exception):
         self.detail = detail
 
 
+class Framing(Protocol):
+    """How a sink wraps each document of one file, said as bytes: the reader then builds an item in one step.
+
+    item = ``head(timestamp)`` + the document's offset in decimal + ``middle`` + source + ``end``,
+    and is exactly what ``encode("<key>.<offset>", timestamp, source)`` returns. ``timestamp``
+    may choose the index (a dated index pattern).
+    """
+
+    middle: bytes
+    end: bytes
+
+    def head(self, timestamp: str) -> bytes:
+        """Everything before the offset digits of the document id."""
+        ...
+
+
 class Sink(Protocol):
     """A destination for documents; implementations: elasticsearch, fluentd, file, stdout."""
 
     name: str
 
-    def encode(self, doc_id: str, timestamp: str, source: str) -> bytes:
-        """Turn one document (id, @timestamp, JSON source) into the bytes this sink sends."""
+    def framing(self, key: str) -> Framing | None:
+        """How documents of the file ``key`` are framed, or None: each goes through ``encode``."""
+        ...
+
+    def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
+        """Turn one document (id, @timestamp, JSON source as UTF-8) into the bytes this sink sends."""
         ...
 
     def send(self, items: Sequence[bytes]) -> SendResult:

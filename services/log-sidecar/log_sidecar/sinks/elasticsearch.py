@@ -9,7 +9,15 @@ from typing import Any
 
 import requests
 
-from log_sidecar.bulk import FILTER_PATH, IndexNamer, check_status, create_action, parse_response
+from log_sidecar.bulk import (
+    ACTION_END,
+    FILTER_PATH,
+    BulkFraming,
+    IndexNamer,
+    action_head,
+    check_status,
+    parse_response,
+)
 from log_sidecar.sinks.base import SendResult, SinkUnavailableError
 
 CONNECT_TIMEOUT = 5.0
@@ -48,16 +56,26 @@ class ElasticsearchSink:
             self._session.headers["Authorization"] = f"ApiKey {api_key}"
         if ca_cert is not None:
             self._session.verify = str(ca_cert)
+        # Session.post works out again, for every request, what cannot change while we run: the
+        # URL with its query, the session's headers and auth (netrc included), the environment's
+        # proxies and CA bundle. Done once here; a batch copies the prepared request and adds its body.
+        self._prepared = self._session.prepare_request(
+            requests.Request("POST", self._bulk_url, params={"filter_path": FILTER_PATH})
+        )
+        self._send_options = self._session.merge_environment_settings(self._prepared.url, {}, None, None, None)
 
-    def encode(self, doc_id: str, timestamp: str, source: str) -> bytes:
-        return (create_action(self._namer(timestamp), doc_id) + source + "\n").encode()
+    def framing(self, key: str) -> BulkFraming:
+        return BulkFraming(self._namer, key)
+
+    def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
+        return b"%s%s%s%s\n" % (action_head(self._namer(timestamp)), doc_id.encode(), ACTION_END, source)
 
     def send(self, items: Sequence[bytes]) -> SendResult:
-        body = b"".join(items)
+        request = self._prepared.copy()
+        request.prepare_body(b"".join(items), None)
+        request.prepare_cookies(self._session.cookies)  # what a proxy set since (sticky sessions)
         try:
-            response = self._session.post(
-                self._bulk_url, params={"filter_path": FILTER_PATH}, data=body, timeout=self._timeout
-            )
+            response = self._session.send(request, timeout=self._timeout, **self._send_options)
         except requests.Timeout as exc:
             raise SinkUnavailableError("timeout", type(exc).__name__) from None
         except requests.exceptions.SSLError as exc:

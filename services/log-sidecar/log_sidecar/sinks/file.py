@@ -12,9 +12,9 @@ from typing import Any
 from log_sidecar.sinks.base import SendResult, SinkUnavailableError
 
 
-def with_id(doc_id: str, source: str) -> bytes:
+def with_id(doc_id: str, source: bytes) -> bytes:
     """One JSON line: the document with its ``_id`` first, so readers can de-duplicate."""
-    return ('{"_id":"' + doc_id + '",' + source[1:] + "\n").encode()
+    return b'{"_id":"%s",%s\n' % (doc_id.encode(), source[1:])
 
 
 def describe_line(item: bytes) -> dict[str, Any]:
@@ -43,7 +43,10 @@ class FileSink:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
 
-    def encode(self, doc_id: str, timestamp: str, source: str) -> bytes:
+    def framing(self, key: str) -> None:
+        return None  # the id goes inside the document: encode() each one
+
+    def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
         return with_id(doc_id, source)
 
     def send(self, items: Sequence[bytes]) -> SendResult:

@@ -65,7 +65,10 @@ class FluentdSink:
         self._chunk_id = chunk_id
         self._sock: socket.socket | None = None
 
-    def encode(self, doc_id: str, timestamp: str, source: str) -> bytes:
+    def framing(self, key: str) -> None:
+        return None  # the id goes inside the document: encode() each one
+
+    def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
         record = {"_id": doc_id, **json.loads(source)}
         return bytes(msgpack.packb([event_time(timestamp), record]))
 

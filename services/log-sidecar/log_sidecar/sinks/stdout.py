@@ -18,7 +18,10 @@ class StdoutSink:
     def __init__(self, stream: IO[bytes] | None = None) -> None:
         self._stream = stream or sys.stdout.buffer
 
-    def encode(self, doc_id: str, timestamp: str, source: str) -> bytes:
+    def framing(self, key: str) -> None:
+        return None  # the id goes inside the document: encode() each one
+
+    def encode(self, doc_id: str, timestamp: str, source: bytes) -> bytes:
         return with_id(doc_id, source)
 
     def send(self, items: Sequence[bytes]) -> SendResult:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
@@ -62,12 +63,13 @@ class Request:
 
 @dataclass
 class Reply:
-    """What to answer: status, body and its media type, extra headers."""
+    """What to answer: status, body and its media type, extra headers; a proxy's answer lacks Elasticsearch's header."""
 
     status: int
     body: bytes = b""
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    from_elasticsearch: bool = True
 
 
 def json_reply(status: int, payload: Any, pretty: bool = False) -> Reply:
@@ -77,12 +79,25 @@ def json_reply(status: int, payload: Any, pretty: bool = False) -> Reply:
     return Reply(status, json.dumps(payload, separators=(",", ":")).encode())
 
 
+def proxy_error_page(status: int) -> Reply:
+    """The HTML error page a proxy or ingress in front of Elasticsearch answers with (nginx's wording)."""
+    try:
+        title = f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        title = str(status)
+    page = (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
+        "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    )
+    return Reply(status, page.encode(), "text/html", from_elasticsearch=False)
+
+
 def _method_not_allowed(path: str, method: str, allowed: list[str]) -> Reply:
     message = f"Incorrect HTTP method for uri [{path}] and method [{method}], allowed: [{', '.join(sorted(allowed))}]"
     return json_reply(405, {"error": message, "status": 405})
 
 
-Handler = Callable[[Request, list[str]], Reply]
+Handler = Callable[[Request, list[str]], Reply | None]
 
 
 class ElasticsearchApi:
@@ -134,8 +149,15 @@ class ElasticsearchApi:
         segments = [unquote(part) for part in request.path.strip("/").split("/")] if request.path.strip("/") else []
         if segments and segments[0] == "_emulator":
             return self._control(request, segments[1:])
-        if self.plan.faults.down:
+        faults = self.plan.faults
+        if faults.down:
             return None
+        if (
+            faults.max_body_bytes is not None
+            and segments[-1:] == ["_bulk"]
+            and request.wire_bytes > faults.max_body_bytes
+        ):
+            return proxy_error_page(413)  # refused in front of Elasticsearch: it never sees the request
         refusal = self.credentials.check(request.headers.get("authorization"), request.path)
         if refusal is not None:
             reply = json_reply(401, refusal)
@@ -214,10 +236,14 @@ class ElasticsearchApi:
             text = " ".join(row) + "\n" + text
         return Reply(200, text.encode(), "text/plain; charset=UTF-8")
 
-    def _bulk(self, request: Request, params: list[str]) -> Reply:
+    def _bulk(self, request: Request, params: list[str]) -> Reply | None:
         received = time.time()
         started = time.perf_counter()
-        status, error_body, outcome = self._run_bulk(request.body, params[0] if params else None)
+        injected = self.plan.take_request_failure()
+        if injected is not None:
+            status, error_body, outcome = injected, errors.request_fault(injected), None
+        else:
+            status, error_body, outcome = self._run_bulk(request.body, params[0] if params else None)
         record = BulkRequestRecord(
             received_at=received,
             status=status,
@@ -231,8 +257,18 @@ class ElasticsearchApi:
         if delay > 0:
             self.stopping.wait(delay)
         pretty = "pretty" in request.query
+        if injected is not None:
+            faults = self.plan.faults
+            reply = proxy_error_page(status) if faults.request_status_html else json_reply(status, error_body, pretty)
+            if faults.retry_after_seconds is not None:
+                reply.headers.append(("Retry-After", str(faults.retry_after_seconds)))
+            return reply
         if outcome is None:
             return json_reply(status, error_body, pretty)
+        if self.plan.take_dropped_response():
+            logger.info("dropping the answer to a stored bulk request", extra={"items": len(outcome.statuses)})
+            self.stats.dropped()
+            return None  # stored, but the client never hears so
         if "filter_path" in request.query:
             filtered = outcome.filtered(parse_filter_path(request.query["filter_path"]))
             return json_reply(status, filtered, pretty)
@@ -240,9 +276,6 @@ class ElasticsearchApi:
 
     def _run_bulk(self, body: bytes, default_index: str | None) -> tuple[int, dict[str, Any], BulkOutcome | None]:
         """Return (HTTP status, error body if refused, outcome if the items were applied)."""
-        injected = self.plan.take_request_failure()
-        if injected is not None:
-            return injected, errors.request_fault(injected), None
         try:
             items = parse_bulk(body, default_index)
         except BulkRequestError as exc:

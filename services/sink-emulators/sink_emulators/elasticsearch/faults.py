@@ -30,6 +30,14 @@ class Faults:
     - ``request_status``: answer whole ``_bulk`` requests with this status (e.g. 429 or 503) and an
       Elasticsearch error body, storing nothing; for the next ``request_status_count`` requests,
       or every request while set when the count is None.
+    - ``request_status_html``: the ``request_status`` answers come from a proxy or ingress in front
+      of Elasticsearch instead: an HTML error page (``text/html``, no ``X-elastic-product``).
+    - ``retry_after_seconds``: send ``Retry-After`` with the ``request_status`` answers.
+    - ``drop_response``: store the documents of a ``_bulk`` request, then hang up without an answer
+      (a proxy timeout or reset after Elasticsearch did the work); for the next
+      ``drop_response_count`` requests, or every request while set when the count is None.
+    - ``max_body_bytes``: a proxy in front refuses ``_bulk`` bodies larger than this (as sent) with
+      an HTML 413 page before Elasticsearch sees them (nginx's ``client_max_body_size``).
     - ``delay_seconds``: hold each ``_bulk`` response this long, after the documents are stored
       (a client that times out has still written them, as with a slow real cluster).
     - ``down``: every connection is closed without an answer (control endpoints still work).
@@ -40,6 +48,11 @@ class Faults:
     poison_field: str | None = None
     request_status: int | None = None
     request_status_count: int | None = None
+    request_status_html: bool = False
+    retry_after_seconds: int | None = None
+    drop_response: bool = False
+    drop_response_count: int | None = None
+    max_body_bytes: int | None = None
     delay_seconds: float = 0.0
     down: bool = False
     seed: int | None = None
@@ -58,9 +71,16 @@ class Faults:
             raise FaultsError("poison_field", f"must be a non-empty string, got {self.poison_field!r}")
         if self.request_status is not None:
             object.__setattr__(self, "request_status", _status("request_status", self.request_status))
-        count = self.request_status_count
-        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-            raise FaultsError("request_status_count", f"must be a positive integer or null, got {count!r}")
+        for name in ("request_status_count", "drop_response_count", "max_body_bytes"):
+            count = getattr(self, name)
+            if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+                raise FaultsError(name, f"must be a positive integer or null, got {count!r}")
+        after = self.retry_after_seconds
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= 3600):
+            raise FaultsError("retry_after_seconds", f"must be whole seconds in [0, 3600] or null, got {after!r}")
+        for name in ("request_status_html", "drop_response"):
+            if not isinstance(getattr(self, name), bool):
+                raise FaultsError(name, f"must be true or false, got {getattr(self, name)!r}")
         delay = self.delay_seconds
         if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0.0 <= delay <= 3600.0:
             raise FaultsError("delay_seconds", f"must be a number of seconds in [0, 3600], got {delay!r}")
@@ -90,6 +110,11 @@ class Faults:
             "poison_field": self.poison_field,
             "request_status": self.request_status,
             "request_status_count": self.request_status_count,
+            "request_status_html": self.request_status_html,
+            "retry_after_seconds": self.retry_after_seconds,
+            "drop_response": self.drop_response,
+            "drop_response_count": self.drop_response_count,
+            "max_body_bytes": self.max_body_bytes,
             "delay_seconds": self.delay_seconds,
             "down": self.down,
             "seed": self.seed,
@@ -119,6 +144,7 @@ class FaultPlan:
         self._lock = threading.Lock()
         self._faults = Faults()
         self._requests_left: int | None = None
+        self._drops_left: int | None = None
         self._attempts: dict[tuple[str, str], int] = {}
         self._sequence = random.Random(default_seed)
 
@@ -131,6 +157,7 @@ class FaultPlan:
         with self._lock:
             self._faults = faults
             self._requests_left = faults.request_status_count
+            self._drops_left = faults.drop_response_count
             self._attempts = {}
             self._sequence = random.Random(self._seed())
 
@@ -152,6 +179,17 @@ class FaultPlan:
                     return None
                 self._requests_left -= 1
             return status
+
+    def take_dropped_response(self) -> bool:
+        """Return whether this ``_bulk`` request's answer must be lost (after storing), consuming one of the N."""
+        with self._lock:
+            if not self._faults.drop_response:
+                return False
+            if self._drops_left is not None:
+                if self._drops_left <= 0:
+                    return False
+                self._drops_left -= 1
+            return True
 
     @property
     def injects_items(self) -> bool:

@@ -206,7 +206,8 @@ class BulkRequestHandler(BaseHTTPRequestHandler):
 
     def _send(self, reply: Reply) -> None:
         body = reply.body
-        headers = [("X-elastic-product", "Elasticsearch"), *reply.headers]
+        headers = [("X-elastic-product", "Elasticsearch")] if reply.from_elasticsearch else []
+        headers += reply.headers
         if body or self.command != "HEAD":
             headers.append(("content-type", reply.content_type))
         if (

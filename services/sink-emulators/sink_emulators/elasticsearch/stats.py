@@ -28,10 +28,12 @@ class BulkStats:
 
     ``bytes`` counts request bodies as received (compressed if the client gzipped them),
     ``decoded_bytes`` after decompression. ``item_statuses`` counts items by HTTP status.
+    ``dropped_responses`` counts requests applied whose answer was lost on purpose (``drop_response``).
     """
 
     bulk_requests: int = 0
     rejected_requests: int = 0
+    dropped_responses: int = 0
     items: int = 0
     item_errors: int = 0
     bytes: int = 0
@@ -54,6 +56,7 @@ class StatsRecorder:
     def _reset(self) -> None:
         self._bulk_requests = 0
         self._rejected = 0
+        self._dropped = 0
         self._items = 0
         self._item_errors = 0
         self._bytes = 0
@@ -77,6 +80,11 @@ class StatsRecorder:
             self._statuses.update(statuses)
             self._recent.append(record)
 
+    def dropped(self) -> None:
+        """Count a request whose answer was lost on purpose after it was applied."""
+        with self._lock:
+            self._dropped += 1
+
     @property
     def bulk_requests(self) -> int:
         return self._bulk_requests
@@ -86,6 +94,7 @@ class StatsRecorder:
             return BulkStats(
                 bulk_requests=self._bulk_requests,
                 rejected_requests=self._rejected,
+                dropped_responses=self._dropped,
                 items=self._items,
                 item_errors=self._item_errors,
                 bytes=self._bytes,
