@@ -158,7 +158,8 @@ def test_schema_violation_is_refused_with_file_line_and_rule(
 
 
 MESH_SCHEMA = Path(__file__).resolve().parents[3] / "services" / "mesh-proxy" / "schemas" / "mesh-policy.schema.json"
-SHIPPED_MESH = Path(__file__).resolve().parents[3] / "config" / "mesh"
+# web's policy: the lab's knobs carry "# abort" and "# delay" markers.
+SHIPPED_MESH = Path(__file__).resolve().parents[3] / "deploy" / "compose" / "web" / "config" / "mesh"
 
 
 def test_each_file_has_its_own_schema_and_a_bad_mesh_policy_is_never_published(

@@ -207,8 +207,8 @@ def test_each_target_is_held_to_its_own_schema(pod_validator: Validator) -> None
     [
         (b"timeout: 2s", b"timeout: 2 seconds", "route.timeout: violates pattern"),
         (
-            b"numerator: 0, denominator: HUNDRED}  # abort",
-            b"numerator: 150, denominator: HUNDRED}  # abort",
+            b"numerator: 0, denominator: HUNDRED}",
+            b"numerator: 150, denominator: HUNDRED}",
             "maximum 100",
         ),
         (b"name: outbound", b"name: web-outbound", "resources.0.name"),
