@@ -236,6 +236,11 @@ class Settings:
             return CONTROL_HOST  # with the mesh on, nothing reaches the app but through its Envoy
         return self.host
 
+    def reach_host(self, name: str) -> str:
+        """The address to call the port ``name`` at: where it listens, loopback for a wildcard."""
+        host = self.bind_host(name)
+        return CONTROL_HOST if ipaddress.ip_address(host).is_unspecified else host
+
     def url(self, name: str) -> str:
         return f"http://{self.bind_host(name)}:{self.port(name)}"
 
@@ -553,7 +558,8 @@ def web_pod(settings: Settings, volumes: Volumes) -> PodSpec:
                 name="web/mesh-proxy",
                 prefix="WEB_",
                 app_port=web_port,
-                upstream=f"{CONTROL_HOST}:{settings.port('MESH_INBOUND_PORT')}",  # the api pod's inbound side
+                # The api pod's inbound side, where it listens.
+                upstream=f"{settings.reach_host('MESH_INBOUND_PORT')}:{settings.port('MESH_INBOUND_PORT')}",
                 upstream_principal=ca.spiffe_id(NAMESPACE, API_SERVICE_ACCOUNT),
                 allowed_principals="",  # nobody calls web through the mesh: people call its API directly
             )
@@ -916,7 +922,7 @@ def print_ready(supervisor: Supervisor, settings: Settings, root: Path, seconds:
         if settings.mesh:
             say(
                 f"    {'web/mesh':<18} web -> {CONTROL_HOST}:{settings.port('WEB_MESH_OUTBOUND_PORT')} -> mTLS -> "
-                f"{CONTROL_HOST}:{settings.port('MESH_INBOUND_PORT')} -> app"
+                f"{settings.reach_host('MESH_INBOUND_PORT')}:{settings.port('MESH_INBOUND_PORT')} -> app"
                 f"; admin {CONTROL_HOST}:{settings.port('WEB_MESH_ADMIN_PORT')}"
             )
         else:

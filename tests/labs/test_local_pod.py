@@ -290,6 +290,8 @@ def test_the_pods_start_envoy_before_the_app_and_web_calls_through_it(tmp_path: 
         # Nothing reaches the api pod's app but through its Envoy, whatever LOCAL_POD_HOST says.
         wide = runner.Settings(state_dir=tmp_path, host="0.0.0.0")  # never bound here: only read
         assert runner.api_pod(wide, runner.Volumes(tmp_path)).containers[-1].env["APP_HOST"] == "127.0.0.1"
+        wide_web = {c.name: c.env for c in runner.web_pod(wide, runner.Volumes(tmp_path / "web")).containers}
+        assert wide_web["web/mesh-proxy"]["MESH_UPSTREAM_ADDRESSES"] == "127.0.0.1:8443"  # not the wildcard
     else:
         assert env["web/app"]["APP_UPSTREAM_URL"] == "http://127.0.0.1:8080"
         assert "CONFIG_SCHEMAS" not in env["config-sidecar"]
