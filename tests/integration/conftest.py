@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from sink_emulators.elasticsearch import BulkEmulator
 from tests.integration.log_sidecar_process import Sidecar
-from tests.integration.mesh_pod import MeshProxy, Pki, ScriptedApp
+from tests.integration.mesh_pod import MeshProxy, Pki, StartApp, scripted_app
 
 
 @pytest.fixture
@@ -33,11 +34,10 @@ def pki(tmp_path: Path) -> Pki:
 
 
 @pytest.fixture
-def apps() -> Iterator[list[ScriptedApp]]:
-    started: list[ScriptedApp] = []
-    yield started
-    for app in started:
-        app.stop()
+def start_app() -> Iterator[StartApp]:
+    """Start a scripted app behind an inbound side; every one is stopped after the test."""
+    with contextlib.ExitStack() as started:
+        yield lambda name, fail_everything=False: started.enter_context(scripted_app(name, fail_everything))
 
 
 @pytest.fixture

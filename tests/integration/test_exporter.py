@@ -27,7 +27,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import ServiceProcess, free_tcp_port, free_udp_port, wait_until
-from tests.support.json_stub import JsonStub
+from tests.support.http_stub import HttpStub, json_reply
 from tests.support.netns import PrivateNetwork, listening_sockets
 from tests.support.tools import require_tool
 
@@ -223,11 +223,10 @@ STATS = {
 
 
 @pytest.fixture
-def stats_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """A stand-in for the app's GET /stats that records the headers it was asked with."""
-    stub = JsonStub(STATS).start()
-    yield f"{stub.url}/stats", stub.seen
-    stub.stop()
+def stats_server(http_stub: HttpStub) -> HttpStub:
+    """A stand-in for the app's GET /stats that records the requests it was asked."""
+    http_stub.answer(json_reply(STATS))
+    return http_stub
 
 
 @dataclass
@@ -283,10 +282,9 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[int], Prometheus]]:
 def test_prometheus_scrapes_the_exporter(
     start_exporter: StartExporter,
     prometheus: Callable[[int], Prometheus],
-    stats_server: tuple[str, list[dict[str, str]]],
+    stats_server: HttpStub,
 ) -> None:
-    stats_url, stats_requests = stats_server
-    exporter = start_exporter(json_url=stats_url)
+    exporter = start_exporter(json_url=stats_server.url + "/stats")
     server = prometheus(exporter.http_port)
 
     def target_up() -> bool:
@@ -308,14 +306,12 @@ def test_prometheus_scrapes_the_exporter(
     assert query_value('app_worker_requests_in_flight{worker="7001"}') == 1
     assert query_value('app_config_info{version="abc123"}') == 1
     assert query_value("up") == 1
-    assert stats_requests, "the JSON source fetched /stats at scrape time"
+    assert stats_server.requests, "the JSON source fetched /stats at scrape time"
 
 
-def test_the_exposition_passes_promtool(
-    start_exporter: StartExporter, stats_server: tuple[str, list[dict[str, str]]]
-) -> None:
+def test_the_exposition_passes_promtool(start_exporter: StartExporter, stats_server: HttpStub) -> None:
     promtool = require_tool("promtool", "it checks the exposition format")
-    exporter = start_exporter(json_url=stats_server[0])
+    exporter = start_exporter(json_url=stats_server.url + "/stats")
     exporter.send(
         "test.events.a:1|c",
         "test.latency:5|ms|#route:/x",

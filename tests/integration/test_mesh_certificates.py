@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, ScriptedApp, get, peer_serial, tls_get
+from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, StartApp, get, peer_serial, tls_get
 from tests.support import wait_until
 
 WAITING = "not starting Envoy"
@@ -53,10 +53,9 @@ def assert_waits_without_listening(proxy: MeshProxy, file: Path, reason: str) ->
 
 @pytest.mark.parametrize("case", ["missing", "expired"])
 def test_unusable_certificates_keep_envoy_down_until_fixed(
-    tmp_path: Path, pki: Pki, apps: list[ScriptedApp], proxies: list[MeshProxy], case: str
+    tmp_path: Path, pki: Pki, start_app: StartApp, proxies: list[MeshProxy], case: str
 ) -> None:
-    app = ScriptedApp("api")
-    apps.append(app)
+    app = start_app("api")
     proxy = MeshProxy(tmp_path, "api", app_port=app.port, LOG_LEVEL="DEBUG")
     if case == "expired":
         pki.issue(API, proxy.cert_dir, validity=timedelta(hours=1), now=datetime.now(UTC) - timedelta(hours=3))
@@ -74,10 +73,9 @@ def test_unusable_certificates_keep_envoy_down_until_fixed(
 
 
 def test_rotation_under_a_client_loop_fails_no_request(
-    tmp_path: Path, pki: Pki, apps: list[ScriptedApp], proxies: list[MeshProxy]
+    tmp_path: Path, pki: Pki, start_app: StartApp, proxies: list[MeshProxy]
 ) -> None:
-    app = ScriptedApp("api")
-    apps.append(app)
+    app = start_app("api")
     api = MeshProxy(tmp_path, "api", app_port=app.port)
     old = pki.issue(API, api.cert_dir)
     proxies.append(api.start())

@@ -18,17 +18,16 @@ from typing import Any
 import pytest
 
 from tests.integration.log_sidecar_process import Sidecar
-from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, ScriptedApp, get
+from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, StartApp, get
 from tests.support import ServiceProcess, free_tcp_port, wait_until
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
 
 @pytest.fixture
-def pods(tmp_path: Path, pki: Pki, apps: list[ScriptedApp], proxies: list[MeshProxy]) -> tuple[MeshProxy, MeshProxy]:
+def pods(tmp_path: Path, pki: Pki, start_app: StartApp, proxies: list[MeshProxy]) -> tuple[MeshProxy, MeshProxy]:
     """(web, api): web's proxy in front of the api's, both writing access logs into their logs/."""
-    app = ScriptedApp("api")
-    apps.append(app)
+    app = start_app("api")
     api = MeshProxy(tmp_path, "api", app_port=app.port)
     pki.issue(API, api.cert_dir)
     proxies.append(api.start())

@@ -12,6 +12,8 @@ from tests.support.netns import PrivateNetwork, listening_sockets
 
 pytestmark = pytest.mark.unit
 
+# Not tests.support.http_stub: the server must run inside the private network namespace (a child
+# process) and bind 0.0.0.0 as well as loopback, since the test is about how those raw sockets are seen.
 SERVER = """
 import http.server, socketserver, threading
 class Handler(http.server.BaseHTTPRequestHandler):
