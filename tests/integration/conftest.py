@@ -1,4 +1,4 @@
-"""Fixtures for the integration layer: the Bulk-API emulator, log sidecar and mesh proxy processes."""
+"""Fixtures for the integration layer: the Bulk-API emulator, log sidecar, mesh proxy and Prometheus processes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from sink_emulators.elasticsearch import BulkEmulator
 from tests.integration.log_sidecar_process import Sidecar
 from tests.integration.mesh_pod import MeshProxy, Pki, StartApp, scripted_app
+from tests.support.prometheus import Prometheus, StartPrometheus
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def sidecars() -> Iterator[list[Sidecar]]:
     started: list[Sidecar] = []
     yield started
     for sidecar in started:
-        if sidecar.process is not None and sidecar.process.running():
+        if sidecar.process.running():
             sidecar.stop()
 
 
@@ -47,3 +48,10 @@ def proxies() -> Iterator[list[MeshProxy]]:
     yield started
     for proxy in started:
         proxy.stop()
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[StartPrometheus]:
+    """Start a Prometheus scraping loopback ports; every one is stopped after the test."""
+    with contextlib.ExitStack() as started:
+        yield lambda ports, metrics_path="/metrics": started.enter_context(Prometheus(tmp_path, ports, metrics_path))

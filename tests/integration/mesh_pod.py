@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from mesh_proxy import ca, cert_dir
-from tests.support import ServiceProcess, free_tcp_port, wait_until
+from tests.support import ServiceProcess, free_tcp_port
 from tests.support.http_stub import HttpStub, Request, json_reply
 from tests.support.kubelet import KubeletVolume
 
@@ -160,29 +160,20 @@ class MeshProxy:
             "LOG_LEVEL": "INFO",
             **env,
         }
-        self.process: ServiceProcess | None = None
+        self.process = ServiceProcess.python_module("mesh_proxy", self.env, self.root / "proxy.out")
 
     def start(self, wait: bool = True) -> MeshProxy:
-        self.process = ServiceProcess.python_module("mesh_proxy", self.env, self.root / "proxy.out").start()
+        self.process.start()
         if wait:
-            wait_until(self.ready, 30, message=f"{self.name} proxy ready\n{self.output()}")
+            self.wait_ready()
         return self
+
+    def wait_ready(self) -> None:
+        self.process.wait_for(lambda: get(self.stats_port, "/ready")[0] == 200, f"{self.name}'s Envoy ready", 30)
 
     @property
     def pid(self) -> int:
-        assert self.process is not None
         return self.process.pid
-
-    def output(self) -> str:
-        return self.process.output()[-6000:] if self.process is not None else ""
-
-    def ready(self) -> bool:
-        assert self.process is not None
-        assert self.process.running(), f"{self.name} proxy exited\n{self.output()}"
-        try:
-            return get(self.stats_port, "/ready")[0] == 200
-        except OSError:
-            return False
 
     def admin(self, path: str) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=5) as response:
@@ -197,7 +188,7 @@ class MeshProxy:
         return 0
 
     def stop(self) -> int:
-        return self.process.stop() if self.process is not None else 0
+        return self.process.stop()
 
 
 def get(port: int, path: str, method: str = "GET", timeout: float = 10.0) -> tuple[int, bytes]:

@@ -151,11 +151,11 @@ def start_app(tmp_path: Path, statsd: StatsdListener, upstream: HttpStub, **env:
         process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{control_port}", config_dir, log_file, statsd, upstream
     )
 
-    def ready_with_all_workers() -> bool:
-        assert process.running(), process.output()
-        return app.get("/readyz").status_code == 200 and len(app.worker_pids()) == WORKERS
-
-    wait_until(ready_with_all_workers, timeout=30, interval=0.1, message="gunicorn ready with every worker")
+    process.wait_for(
+        lambda: app.get("/readyz").status_code == 200 and len(app.worker_pids()) == WORKERS,
+        "gunicorn ready with every worker",
+        interval=0.1,
+    )
     return app
 
 
@@ -347,8 +347,7 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_cleanly(tmp_path: Pat
         app.process.signal(signal.SIGTERM)
         caller.join(30)
         assert slow["answer"].status_code == 200
-        assert app.process.proc is not None
-        assert app.process.proc.wait(30) == 0
+        assert app.process.wait(30) == 0
         assert "Shutting down: Master" in app.process.output()
         with pytest.raises(requests.ConnectionError):
             app.get("/livez")
