@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sink_emulators.elasticsearch import BulkEmulator
 from tests.integration.log_sidecar_process import Sidecar
-from tests.integration.mesh_pod import MeshProxy, Pki, StartApp, scripted_app
+from tests.integration.mesh_pod import MeshProxy, Pki, StartApp, StartProxy, scripted_app
 from tests.support.prometheus import Prometheus, StartPrometheus
 
 
@@ -48,6 +49,19 @@ def proxies() -> Iterator[list[MeshProxy]]:
     yield started
     for proxy in started:
         proxy.stop()
+
+
+@pytest.fixture
+def start_proxy(tmp_path: Path, pki: Pki, proxies: list[MeshProxy]) -> StartProxy:
+    """Start a pod's proxy (MeshProxy's arguments) holding a fresh certificate of ``account``."""
+
+    def start(name: str, account: str, **options: Any) -> MeshProxy:
+        proxy = MeshProxy(tmp_path, name, **options)
+        pki.issue(account, proxy.cert_dir)
+        proxies.append(proxy.start())
+        return proxy
+
+    return start
 
 
 @pytest.fixture

@@ -191,6 +191,9 @@ class MeshProxy:
         return self.process.stop()
 
 
+StartProxy = Callable[..., MeshProxy]  # (name, account, **MeshProxy options): the fixture start_proxy
+
+
 def get(port: int, path: str, method: str = "GET", timeout: float = 10.0) -> tuple[int, bytes]:
     """One plaintext request on a fresh connection."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)

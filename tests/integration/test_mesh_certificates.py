@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, StartApp, get, peer_serial, tls_get
+from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, StartApp, StartProxy, get, peer_serial, tls_get
 from tests.support import wait_until
 
 WAITING = "not starting Envoy"
@@ -71,15 +71,12 @@ def test_unusable_certificates_keep_envoy_down_until_fixed(
 
 
 def test_rotation_under_a_client_loop_fails_no_request(
-    tmp_path: Path, pki: Pki, start_app: StartApp, proxies: list[MeshProxy]
+    tmp_path: Path, pki: Pki, start_app: StartApp, start_proxy: StartProxy, proxies: list[MeshProxy]
 ) -> None:
-    app = start_app("api")
-    api = MeshProxy(tmp_path, "api", app_port=app.port)
+    api = MeshProxy(tmp_path, "api", app_port=start_app("api").port)
     old = pki.issue(API, api.cert_dir)
     proxies.append(api.start())
-    web = MeshProxy(tmp_path, "web", upstream_ports=(api.inbound_port,))
-    pki.issue(WEB, web.cert_dir)
-    proxies.append(web.start())
+    web = start_proxy("web", WEB, upstream_ports=(api.inbound_port,))
     web_context = pki.client_context(WEB)
     assert peer_serial(api.inbound_port, web_context) == old.serial
 

@@ -15,17 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, StartApp, get, spiffe, tls_get
+from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, StartApp, StartProxy, get, spiffe, tls_get
 from tests.support.http_stub import HttpStub
 
 
 @pytest.fixture
-def api(tmp_path: Path, pki: Pki, start_app: StartApp, proxies: list[MeshProxy]) -> tuple[MeshProxy, HttpStub]:
+def api(start_app: StartApp, start_proxy: StartProxy) -> tuple[MeshProxy, HttpStub]:
     app = start_app("api")
-    proxy = MeshProxy(tmp_path, "api", app_port=app.port)
-    pki.issue(API, proxy.cert_dir)
-    proxies.append(proxy.start())
-    return proxy, app
+    return start_proxy("api", API, app_port=app.port), app
 
 
 def handshake_refused(port: int, context: ssl.SSLContext) -> bool:

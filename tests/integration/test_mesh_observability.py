@@ -15,22 +15,16 @@ from typing import Any
 import pytest
 
 from tests.integration.log_sidecar_process import Sidecar
-from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, StartApp, get
+from tests.integration.mesh_pod import API, WEB, MeshProxy, StartApp, StartProxy, get
 from tests.support import wait_until
 from tests.support.prometheus import StartPrometheus
 
 
 @pytest.fixture
-def pods(tmp_path: Path, pki: Pki, start_app: StartApp, proxies: list[MeshProxy]) -> tuple[MeshProxy, MeshProxy]:
+def pods(start_app: StartApp, start_proxy: StartProxy) -> tuple[MeshProxy, MeshProxy]:
     """(web, api): web's proxy in front of the api's, both writing access logs into their logs/."""
-    app = start_app("api")
-    api = MeshProxy(tmp_path, "api", app_port=app.port)
-    pki.issue(API, api.cert_dir)
-    proxies.append(api.start())
-    web = MeshProxy(tmp_path, "web", upstream_ports=(api.inbound_port,))
-    pki.issue(WEB, web.cert_dir)
-    proxies.append(web.start())
-    return web, api
+    api = start_proxy("api", API, app_port=start_app("api").port)
+    return start_proxy("web", WEB, upstream_ports=(api.inbound_port,)), api
 
 
 def access_lines(proxy: MeshProxy) -> list[dict[str, Any]]:

@@ -15,12 +15,11 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, StartApp, get, policy
+from tests.integration.mesh_pod import API, WEB, MeshProxy, StartApp, StartProxy, get, policy
 from tests.support import wait_until
 from tests.support.http_stub import HttpStub
 
@@ -28,7 +27,7 @@ Mesh = Callable[..., tuple[MeshProxy, list[HttpStub]]]
 
 
 @pytest.fixture
-def mesh(tmp_path: Path, pki: Pki, start_app: StartApp, proxies: list[MeshProxy]) -> Mesh:
+def mesh(start_app: StartApp, start_proxy: StartProxy) -> Mesh:
     """Start api pods (one per app; ``failing`` ones answer 500) and web's proxy in front of them."""
 
     def start(
@@ -37,14 +36,9 @@ def mesh(tmp_path: Path, pki: Pki, start_app: StartApp, proxies: list[MeshProxy]
         api_apps, api_ports = [], []
         for index, fails in enumerate(failing):
             app = start_app(f"api-{index}", fail_everything=fails)
-            api = MeshProxy(tmp_path, f"api-{index}", app_port=app.port)
-            pki.issue(API, api.cert_dir)
-            proxies.append(api.start())
             api_apps.append(app)
-            api_ports.append(api.inbound_port)
-        web = MeshProxy(tmp_path, "web", upstream_ports=tuple(api_ports), policy_files=policy_files)
-        pki.issue(WEB, web.cert_dir)
-        proxies.append(web.start())
+            api_ports.append(start_proxy(f"api-{index}", API, app_port=app.port).inbound_port)
+        web = start_proxy("web", WEB, upstream_ports=tuple(api_ports), policy_files=policy_files)
         return web, api_apps
 
     return start

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,8 +22,12 @@ def http_ready(url: str) -> Callable[[], bool]:
     """A probe for ``wait_for``: true once ``url`` answers 200 (until then it raises or is false)."""
 
     def probe() -> bool:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bool(response.status == 200)
+        except urllib.error.HTTPError as error:
+            error.close()  # it holds the connection: unclosed, it is a ResourceWarning later
+            return False
 
     return probe
 

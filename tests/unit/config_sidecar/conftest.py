@@ -126,10 +126,15 @@ class RunningSidecar:
         return int(self.metric("config_sidecar_syncs_total", result="published"))
 
     def wait_published(self, version: str, timeout: float = 15.0) -> dict[str, Any]:
+        return self._wait_for("published", version, timeout)
+
+    def wait_applied(self, version: str, timeout: float = 15.0) -> dict[str, Any]:
+        """Wait until the app acknowledged ``version``; return that /status."""
+        return self._wait_for("applied", version, timeout)
+
+    def _wait_for(self, stage: str, version: str, timeout: float) -> dict[str, Any]:
         return wait_until(
-            lambda: (s := self.status())["published"]["version"] == version and s,
-            timeout,
-            message=f"published version {version}",
+            lambda: (s := self.status())[stage]["version"] == version and s, timeout, message=f"{stage} {version}"
         )
 
 
