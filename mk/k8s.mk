@@ -1,5 +1,6 @@
-# Kubernetes: `make deploy` runs the lab on a local kind cluster, `make istio` adds the
-# mesh, `make test-manifests` validates every rendering offline (docs/kubernetes.md).
+# Kubernetes: `make deploy` runs the lab on a local kind cluster (K8S_OVERLAY=kind-mesh: with
+# our own Envoy as the mesh), `make istio` adds Istio's mesh instead, `make test-manifests`
+# validates every rendering offline (docs/kubernetes.md).
 # deploy needs kind, kubectl and docker; istio needs istioctl; test-manifests and
 # k8s-render need only the dev venv (its pinned kubectl renders with the built-in kustomize).
 # `make -n deploy` prints every step without touching a cluster.
@@ -9,7 +10,8 @@ KUBECTL ?= kubectl
 ISTIOCTL ?= istioctl
 KIND_CLUSTER ?= sidecar-lab
 KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
-# Which k8s/overlays/<name> deploy applies (kind, kind-lite, kind-classic, kind-agent).
+# Which k8s/overlays/<name> deploy applies (kind, kind-lite, kind-classic, kind-agent,
+# kind-mesh, kind-mesh-fault-abort).
 K8S_OVERLAY ?= kind
 # Which overlay `make istio` applies (kind-istio, kind-istio-fault-delay, kind-istio-fault-abort).
 ISTIO_OVERLAY ?= kind-istio
@@ -24,7 +26,16 @@ K8S_MIN_VERSION ?= $(if $(filter kind-classic,$(K8S_OVERLAY)),1.28,1.29)
 # the ones this machine's Docker has, scripts/kind-preload.sh) and a JVM starting on a laptop.
 ROLLOUT_TIMEOUT ?= 600s
 K8S_NAMESPACE := sidecar-lab
-K8S_IMAGES := app config-sidecar log-sidecar exporter
+# The overlays with components/mesh-envoy: their pods run our Envoy (image mesh-proxy) and
+# mount certificates that deploy issues from the lab CA on this machine (scripts/mesh-certs.sh,
+# with .venv's mesh_proxy; a test keeps this list equal to the overlays that mount them).
+K8S_MESH_OVERLAYS := kind-mesh kind-mesh-fault-abort
+K8S_MESH := $(filter $(K8S_OVERLAY),$(K8S_MESH_OVERLAYS))
+K8S_IMAGES := app config-sidecar log-sidecar exporter $(if $(K8S_MESH),mesh-proxy)
+# Where the lab CA lives (gitignored; keep it: a new CA is a new trust root for every pod) and
+# how many days each workload certificate is valid (re-run `make mesh-certs` to rotate).
+MESH_CA_DIR ?= build/mesh-ca
+MESH_CERT_DAYS ?= 7
 # The Jobs' pod templates are immutable: deploy deletes them so a re-apply with new
 # images recreates (and re-runs) them instead of failing. (observability-setup: the setup
 # Job of earlier versions, now a sidecar of Elasticsearch; deleted if a cluster has it.)
@@ -33,9 +44,10 @@ K8S_JOBS := log-once observability-setup
 # Elasticsearch, whose data (its users included) lives on an emptyDir of its pod.
 MESH_SELECTOR := app.kubernetes.io/part-of=sidecar-lab
 
-.PHONY: deploy istio undeploy kind-down k8s-render test-manifests
+.PHONY: deploy istio undeploy kind-down k8s-render mesh-certs test-manifests
 
-deploy: ## Run the lab on kind: create the cluster if absent, build + load images, apply the overlay (K8S_OVERLAY=kind), wait, print URLs
+# A mesh overlay needs .venv first (the lab CA is mesh_proxy's); the others do not.
+deploy: $(if $(K8S_MESH),install) ## Run the lab on kind: create the cluster if absent, build + load images, apply the overlay (K8S_OVERLAY=kind), issue mesh certificates, wait, print URLs
 	@command -v $(KIND) >/dev/null || { echo "deploy: '$(KIND)' not found; install kind (https://kind.sigs.k8s.io)" >&2; exit 1; }
 	@command -v $(KUBECTL) >/dev/null || { echo "deploy: '$(KUBECTL)' not found; install kubectl" >&2; exit 1; }
 	$(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || $(KIND) create cluster --name $(KIND_CLUSTER) --config k8s/kind-cluster.yaml --wait 120s
@@ -45,7 +57,16 @@ deploy: ## Run the lab on kind: create the cluster if absent, build + load image
 	KIND=$(KIND) KUBECTL=$(KUBECTL) scripts/kind-preload.sh $(KIND_CLUSTER) $(K8S_OVERLAY) $(IMAGE_TAG)
 	$(KUBECTL) --context $(KUBE_CONTEXT) --namespace $(K8S_NAMESPACE) delete job $(K8S_JOBS) --ignore-not-found
 	scripts/k8s-render.sh $(K8S_OVERLAY) $(IMAGE_TAG) | $(KUBECTL) --context $(KUBE_CONTEXT) apply -f -
+	$(if $(K8S_MESH),$(MESH_CERTS))
 	KUBECTL=$(KUBECTL) scripts/k8s-wait.sh $(KUBE_CONTEXT) $(ROLLOUT_TIMEOUT)
+
+# Right after the apply: the pods wait for their certificate Secrets (the kubelet retries the
+# volume mount), and the namespace exists by then. Every run is a rotation.
+MESH_CERTS = KUBECTL=$(KUBECTL) MESH_PYTHON=$(BIN)/python MESH_CA_DIR=$(MESH_CA_DIR) MESH_CERT_DAYS=$(MESH_CERT_DAYS) \
+	scripts/mesh-certs.sh $(KUBE_CONTEXT) $(K8S_OVERLAY)
+
+mesh-certs: install ## Issue or rotate the mesh certificates of K8S_OVERLAY=kind-mesh's pods from the lab CA in MESH_CA_DIR (no restart)
+	$(MESH_CERTS)
 
 # The rollout restart: app pods created before the namespace got istio-injection=enabled
 # have no Envoy yet. Only MESH_SELECTOR's Deployments: the observability backends opt out

@@ -32,7 +32,7 @@ trap 'rm -rf "$work"' EXIT
     echo "resources:"
     echo "  - ../../../k8s/overlays/$overlay"
     echo "images:"
-    for image in app config-sidecar log-sidecar exporter; do
+    for image in app config-sidecar log-sidecar exporter mesh-proxy; do
         echo "  - name: sidecar-lab/$image"
         echo "    newTag: \"$tag\""
     done

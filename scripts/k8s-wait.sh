@@ -70,5 +70,7 @@ for entry in "${entry_points[@]}"; do
         fi
     fi
 done
-echo "  demo-app    internal only: kubectl --context $context -n $namespace port-forward svc/demo-app 8080"
+# deploy/, not svc/: with components/mesh-envoy the Service has no 8080 any more and the app
+# listens on the pod's loopback, which a port-forward still reaches (the kubelet connects inside the pod).
+echo "  demo-app    internal only: kubectl --context $context -n $namespace port-forward deploy/demo-app 8080"
 echo "  try         curl -s http://127.0.0.1:30080/api/config"

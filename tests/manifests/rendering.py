@@ -19,12 +19,13 @@ from tests.support.tools import require_tool
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 OVERLAYS = tuple(sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").is_file()))
-# The order components are listed in: observability first, the agent before istio and
-# classic-sidecars.
+# The order components are listed in: observability first, the agent and our Envoy before
+# istio and classic-sidecars (mesh-envoy puts its proxy before the agent either way).
 COMPONENTS = (
     "observability",
     "prometheus-operator",
     "prometheus-agent",
+    "mesh-envoy",
     "istio",
     "istio-fault-delay",
     "istio-fault-abort",
@@ -58,6 +59,10 @@ def combination_problem(combination: Iterable[str]) -> str | None:
         return "the agent remote-writes to the observability component's Prometheus"
     if "prometheus-agent" in chosen and "classic-sidecars" in chosen:
         return "the agent is a native sidecar; classic-sidecars is for clusters without them"
+    if "mesh-envoy" in chosen and chosen & {"istio", *faults}:
+        return "mesh-envoy and istio are the same mesh without and with a control plane: never two Envoys in one pod"
+    if "mesh-envoy" in chosen and "classic-sidecars" in chosen:
+        return "our Envoy must be up before the app starts, which only a native sidecar guarantees"
     return None
 
 

@@ -18,6 +18,7 @@ SERVICES = {
     "sidecar-lab/config-sidecar": ("config-sidecar", "config_sidecar"),
     "sidecar-lab/log-sidecar": ("log-sidecar", "log_sidecar"),
     "sidecar-lab/exporter": ("exporter", "metrics_exporter"),
+    "sidecar-lab/mesh-proxy": ("mesh-proxy", "mesh_proxy"),
 }
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 ARCHITECTURE_ROW = re.compile(r"^\|\s*[\w-]+\s*\(`(\w+)`\)\s*\|(.*)\|\s*$")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import fnmatch
 import posixpath
 import re
 from pathlib import PurePosixPath
@@ -11,6 +13,7 @@ import pytest
 import yaml
 
 from sidecar_common import SettingsError, load_settings
+from tests.manifests.network_policy import selects
 from tests.manifests.rendering import ROOT, Rendering, resource_name, unique_documents
 from tests.manifests.service_contract import (
     architecture_contract,
@@ -91,7 +94,7 @@ def test_values_match_the_architecture_contract(renderings):
     assert set(contract) == {"demo_app", "config_sidecar", "log_sidecar", "metrics_exporter"}
     drift = []
     for name, doc, _, container, service in our_containers(renderings):
-        defaults = contract[package_of(service)]
+        defaults = contract.get(package_of(service), {})  # not every service is in the table
         for variable, value in literal_env(container).items():
             expected = defaults.get(variable)
             if expected is not None and value != FROM_CLUSTER and not same_value(value, expected):
@@ -101,61 +104,119 @@ def test_values_match_the_architecture_contract(renderings):
     assert drift == []
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def loopback_ports(service: str, settings: Any) -> set[int]:
+    """The ports a container binds to 127.0.0.1 only: nothing outside the pod may name them."""
+    control: int | None = getattr(settings, "control_port", None)  # the app's and the exporter's
+    ports = set() if control is None else {control}
+    if service == "app" and settings.host in LOOPBACK:
+        ports.add(settings.port)  # the API behind the mesh proxy (components/mesh-envoy)
+    if service == "mesh-proxy":
+        ports |= {settings.admin_port, settings.outbound_port}  # always bound to 127.0.0.1 by the proxy
+    return ports
+
+
+def public_ports(service: str, settings: Any) -> dict[int, str | None]:
+    """The ports the kubelet and other pods reach, each with the containerPort name it must have (None: any)."""
+    if service == "app":
+        return {} if settings.host in LOOPBACK else {settings.port: "http"}
+    if service == "mesh-proxy":
+        return {settings.inbound_port: "https-mesh", settings.stats_port: "http-mesh-stats"}
+    names = {"config-sidecar": "http-admin-cfg", "log-sidecar": "http-admin-log", "exporter": "metrics"}
+    return {settings.admin_port: names[service]}
+
+
 def test_ports_and_probes_follow_the_variables(renderings):
-    expected_names = {"app": {"http"}, "config-sidecar": {"http-admin-cfg"}, "log-sidecar": {"http-admin-log"}}
     problems = []
     statsd_ports: dict[str, set[int | None]] = {}
     for name, doc, _, container, service in our_containers(renderings):
         if uses_own_command(container):
             continue
         settings = load_settings(settings_class(service), literal_env(container))
-        listen = settings.port if service == "app" else settings.admin_port
+        listen = public_ports(service, settings)
+        hidden = loopback_ports(service, settings)
         ports = {p["containerPort"]: p for p in container.get("ports", [])}
         where = f"{name}: {resource_name(doc)} {container['name']}"
-        if listen not in ports:
-            problems.append(f"{where}: listens on {listen} but declares ports {sorted(ports)}")
-        control = getattr(settings, "control_port", None)  # loopback only: declaring it invites exposing it
-        if control in ports:
-            problems.append(f"{where}: declares its loopback control port {control}")
-        elif service in expected_names and ports[listen]["name"] not in expected_names[service]:
-            problems.append(f"{where}: port {listen} named {ports[listen]['name']}")
+        for number, port_name in listen.items():
+            if number not in ports:
+                problems.append(f"{where}: listens on {number} but declares ports {sorted(ports)}")
+            elif port_name is not None and ports[number]["name"] != port_name:
+                problems.append(f"{where}: port {number} named {ports[number]['name']}, not {port_name}")
+        for number in hidden & set(ports):  # declaring a loopback port invites exposing it
+            problems.append(f"{where}: declares its loopback-only port {number}")
         if service == "exporter":
             statsd = ports.get(settings.statsd_port, {})
             if (statsd.get("name"), statsd.get("protocol")) != ("udp-statsd", "UDP"):
                 problems.append(f"{where}: statsd port {settings.statsd_port} must be udp-statsd/UDP")
-            if ports.get(listen, {}).get("name") != "metrics":
-                problems.append(f"{where}: port {listen} must be named metrics")
         statsd_ports.setdefault(doc["metadata"]["name"], set()).add(getattr(settings, "statsd_port", None))
+        probe_ports = set(listen) | {ports[number]["name"] for number in listen if number in ports}
+        if service == "mesh-proxy":  # Envoy's /ready on the stats port, never the admin port
+            probe_ports = {settings.stats_port, ports.get(settings.stats_port, {}).get("name")}
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            handler = (container.get(probe) or {}).get("httpGet")
-            if handler and handler["port"] not in (listen, ports.get(listen, {}).get("name")):
-                problems.append(f"{where}: {probe} probes port {handler['port']}, not {listen}")
+            spec = container.get(probe) or {}
+            handler = spec.get("httpGet") or spec.get("tcpSocket")
+            if handler and handler["port"] not in probe_ports:
+                problems.append(f"{where}: {probe} probes port {handler['port']}, not one of {sorted(listen)}")
+            if spec and not listen and "exec" not in spec:
+                problems.append(f"{where}: {probe} must be an exec probe: the kubelet cannot reach a loopback port")
     for workload, statsd in statsd_ports.items():
         if len(statsd - {None}) > 1:
             problems.append(f"{workload}: app and exporter disagree on STATSD_PORT: {statsd}")
     assert problems == []
 
 
-def test_no_service_or_network_policy_names_a_control_port(renderings):
-    """A control port is bound to 127.0.0.1: a Service or NetworkPolicy naming it is an exposure waiting to happen."""
+def pod_labels(doc: dict[str, Any]) -> dict[str, str]:
+    labels: dict[str, str] = doc["spec"]["template"]["metadata"].get("labels") or {}
+    return labels
+
+
+def loopback_exposures(rendering: Rendering) -> list[str]:
+    """Services and NetworkPolicies of a rendering that name a port some pod binds to 127.0.0.1 only."""
+    hidden: dict[str, tuple[dict[str, str], set[int]]] = {}
+    for _, doc, _, container, service in our_containers([rendering]):
+        if uses_own_command(container):
+            continue
+        settings = load_settings(settings_class(service), literal_env(container))
+        hidden.setdefault(resource_name(doc), (pod_labels(doc), set()))[1].update(loopback_ports(service, settings))
+    assert any(ports for _, ports in hidden.values()), f"{rendering.name}: no loopback port; this proves nothing"
+    problems = []
+    for workload, (labels, ports) in hidden.items():
+        for doc in rendering.of_kind("Service"):
+            selector = doc["spec"].get("selector")
+            if not selector or not selects({"matchLabels": selector}, labels):
+                continue
+            for port in doc["spec"].get("ports", []):
+                if {port.get("port"), port.get("targetPort")} & ports:
+                    problems.append(f"{rendering.name}: {resource_name(doc)} opens {port} of {workload}")
+        for doc in rendering.of_kind("NetworkPolicy"):
+            rules = list(doc["spec"].get("ingress", [])) if selects(doc["spec"].get("podSelector", {}), labels) else []
+            for rule in doc["spec"].get("egress", []):  # other pods' way to this one
+                if any(selects(peer.get("podSelector"), labels) for peer in rule.get("to", [])):
+                    rules.append(rule)
+            for rule in rules:
+                for port in rule.get("ports", []):
+                    if port.get("port") in ports:
+                        problems.append(f"{rendering.name}: {resource_name(doc)} opens {port} of {workload}")
+    return problems
+
+
+def test_no_service_or_network_policy_names_a_loopback_port(renderings):
+    """A port bound to 127.0.0.1 (control ports, the meshed API, Envoy's admin and outbound):
+    a Service or NetworkPolicy naming it is an exposure waiting to happen."""
     problems = []
     for rendering in renderings:
-        control_ports = {
-            getattr(load_settings(settings_class(service), literal_env(container)), "control_port", None)
-            for _, _, _, container, service in our_containers([rendering])
-            if not uses_own_command(container)
-        } - {None}
-        assert control_ports, f"{rendering.name}: no container has a control port; this test would prove nothing"
-        for doc in rendering.of_kind("Service"):
-            for port in doc["spec"].get("ports", []):
-                if {port.get("port"), port.get("targetPort")} & control_ports:
-                    problems.append(f"{rendering.name}: {resource_name(doc)} opens {port}")
-        for doc in rendering.of_kind("NetworkPolicy"):
-            for rule in doc["spec"].get("ingress", []) + doc["spec"].get("egress", []):
-                for port in rule.get("ports", []):
-                    if port.get("port") in control_ports:
-                        problems.append(f"{rendering.name}: {resource_name(doc)} opens {port}")
+        problems += loopback_exposures(rendering)
     assert problems == []
+
+
+def test_the_loopback_check_catches_a_service_still_pointing_at_the_meshed_api(overlay):
+    meshed = overlay("kind-mesh")
+    service = copy.deepcopy(next(d for d in meshed.of_kind("Service") if d["metadata"]["name"] == "demo-app"))
+    service["spec"]["ports"].append({"name": "http", "port": 8080, "targetPort": 8080})
+    broken = Rendering(meshed.name, (*meshed.documents, service))
+    assert any("Service/demo-app opens" in problem for problem in loopback_exposures(broken))
 
 
 def mounts_by_path(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -169,9 +230,10 @@ def mounted(workload: str, by_name: dict[str, dict[str, Any]], container: str, p
     return found
 
 
+@pytest.mark.parametrize("name", ["kind", "kind-mesh"])
 @pytest.mark.parametrize("workload", ["demo-app", "web"])
-def test_shared_volumes_connect_the_right_containers(overlay, workload):
-    doc = next(d for d in overlay("kind").of_kind("Deployment") if d["metadata"]["name"] == workload)
+def test_shared_volumes_connect_the_right_containers(overlay, name, workload):
+    doc = next(d for d in overlay(name).of_kind("Deployment") if d["metadata"]["name"] == workload)
     spec = doc["spec"]["template"]["spec"]
     by_name = {c["name"]: c for c in spec["initContainers"] + spec["containers"]}
     settings = {
@@ -203,6 +265,38 @@ def test_shared_volumes_connect_the_right_containers(overlay, workload):
     # The reload goes to the app's loopback control port (the pod's shared localhost), never the API port.
     assert settings["config-sidecar"].reload_url == f"http://localhost:{settings['app'].control_port}/-/reload"
     assert settings["exporter"].json_url.startswith(f"http://localhost:{settings['app'].port}/")
+    if "mesh-proxy" in by_name:
+        check_mesh_proxy_volumes(workload, spec, by_name, settings)
+
+
+def check_mesh_proxy_volumes(
+    workload: str, spec: dict[str, Any], by_name: dict[str, dict[str, Any]], settings: dict[str, Any]
+) -> None:
+    """Our Envoy reads the config sidecar's publish, its pod's Secret, and writes where the log sidecar reads."""
+    mesh = settings["mesh-proxy"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    policy = mounted(workload, by_name, "mesh-proxy", mesh.policy_dir)
+    assert (policy["name"], policy.get("readOnly")) == ("config", True)
+    assert mesh.policy_dir == settings["config-sidecar"].target_dir
+    # The policy files are nested items of the pod's ConfigMap: mesh/routes.yaml, mesh/clusters.yaml.
+    items = {item["path"] for item in volumes["config-source"]["configMap"]["items"]}
+    assert {"mesh/routes.yaml", "mesh/clusters.yaml"} <= items
+    certs = mounted(workload, by_name, "mesh-proxy", mesh.cert_dir)
+    assert certs.get("readOnly") is True
+    secret = volumes[certs["name"]]["secret"]
+    assert secret["secretName"] == f"mesh-certs-{spec['serviceAccountName']}"
+    assert secret["defaultMode"] & 0o007 == 0, "the workload key is for the pod's group only"
+    run = mounted(workload, by_name, "mesh-proxy", mesh.run_dir)
+    assert "emptyDir" in volumes[run["name"]]
+    assert not run.get("readOnly")
+    access_log = PurePosixPath(mesh.access_log)
+    written = mounted(workload, by_name, "mesh-proxy", access_log.parent)
+    assert (written["name"], written.get("readOnly", False)) == ("logs", False)
+    assert any(fnmatch.fnmatch(str(access_log), pattern) for pattern in settings["log-sidecar"].paths), (
+        "the log sidecar does not ship Envoy's access log"
+    )
+    # Everything the proxy mounts is one of these: no other volume, no other container's.
+    assert {m["name"] for m in by_name["mesh-proxy"]["volumeMounts"]} == {"config", certs["name"], "mesh-run", "logs"}
 
 
 def compose_pod() -> dict[str, dict[str, Any]]:
@@ -280,3 +374,58 @@ def test_compose_and_kubernetes_configure_the_pod_alike(overlay):
                     f"{service} mount {path}: compose read_only={read_only}, kubernetes {kubernetes_mounts.get(path)}"
                 )
     assert differences == []
+
+
+def target_port_problems(rendering: Rendering) -> list[str]:
+    """Service ports that would have no endpoint: a target nothing declares, or a name only a native sidecar has.
+
+    A named targetPort declared only by a native sidecar (an init container) resolves from
+    Kubernetes 1.33 on (kubernetes/kubernetes#128850); before, the Service has no endpoint.
+    """
+    problems = []
+    workloads = [doc for doc in rendering.documents if doc.get("kind") in ("Deployment", "StatefulSet", "Job")]
+    for service in rendering.of_kind("Service"):
+        selector = service["spec"].get("selector")
+        pods = [w for w in workloads if selector and selects({"matchLabels": selector}, pod_labels(w))]
+        for port in service["spec"].get("ports", []):
+            target = port.get("targetPort", port["port"])
+            for workload in pods:
+                spec = workload["spec"]["template"]["spec"]
+                regular = [p for c in spec["containers"] for p in c.get("ports", [])]
+                sidecars = [
+                    p
+                    for c in spec.get("initContainers", [])
+                    if c.get("restartPolicy") == "Always"
+                    for p in c.get("ports", [])
+                ]
+                key = "name" if isinstance(target, str) else "containerPort"
+                where = f"{rendering.name}: {resource_name(service)} port {port['name']} -> {resource_name(workload)}"
+                if any(p[key] == target for p in regular):
+                    continue
+                if any(p[key] == target for p in sidecars):
+                    if key == "name":
+                        problems.append(
+                            f"{where}: '{target}' is a native sidecar's port name: before 1.33, use its number"
+                        )
+                    continue
+                problems.append(f"{where}: no container declares {target}")
+    return problems
+
+
+def test_every_service_port_has_an_endpoint_on_every_supported_kubernetes(renderings):
+    problems = []
+    for rendering in renderings:
+        problems += target_port_problems(rendering)
+    assert problems == []
+
+
+def test_the_target_port_check_catches_a_named_sidecar_port(overlay):
+    rendering = overlay("kind")
+    service = copy.deepcopy(next(d for d in rendering.of_kind("Service") if d["metadata"]["name"] == "demo-app"))
+    service["spec"]["ports"][1]["targetPort"] = "metrics"  # the exporter's port, a native sidecar
+    service["spec"]["ports"][2]["targetPort"] = 9999
+    problems = target_port_problems(Rendering(rendering.name, (service,)))
+    assert problems == []  # no workload in that rendering: nothing selected, nothing to say
+    problems = target_port_problems(Rendering(rendering.name, (*rendering.documents, service)))
+    assert any("'metrics' is a native sidecar's port name" in p for p in problems)
+    assert any("no container declares 9999" in p for p in problems)

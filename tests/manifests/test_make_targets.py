@@ -11,7 +11,7 @@ import yaml
 from tests.manifests.rendering import ROOT
 from tests.support.tools import require_tool
 
-TARGETS = ("deploy", "istio", "undeploy", "kind-down", "k8s-render", "test-manifests")
+TARGETS = ("deploy", "istio", "undeploy", "kind-down", "k8s-render", "mesh-certs", "test-manifests")
 
 
 def make(*args: str) -> subprocess.CompletedProcess[str]:

@@ -24,6 +24,7 @@ def test_every_container_was_checked(renderings):
         "sidecar-lab/config-sidecar",
         "sidecar-lab/log-sidecar",
         "sidecar-lab/exporter",
+        "sidecar-lab/mesh-proxy",
         "quay.io/prometheus/prometheus",
         "docker.elastic.co/elasticsearch/elasticsearch",
         "docker.elastic.co/kibana/kibana",

@@ -53,9 +53,17 @@ def test_alert_rules_fire_on_the_series_they_are_about():
     assert_ok(promtool("test", "rules", RULE_TESTS))
 
 
-def test_rule_tests_fail_when_an_alert_changes(tmp_path):
+@pytest.mark.parametrize(
+    ("threshold", "loosened", "alert"),
+    [
+        ("> 1048576", "> 104857600", "SidecarLabLogShippingLagging"),
+        ("< 86400", "< 3600", "SidecarLabMeshCertificateExpiring"),
+    ],
+)
+def test_rule_tests_fail_when_an_alert_changes(tmp_path, threshold, loosened, alert):
     # The unit tests above must be able to fail: loosen one threshold and they do.
-    rules = RULES.read_text().replace("> 1048576", "> 104857600")
+    assert RULES.read_text().count(threshold) == 1
+    rules = RULES.read_text().replace(threshold, loosened)
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / RULES.name).write_text(rules)
     tests = yaml.safe_load(RULE_TESTS.read_text())
@@ -63,7 +71,7 @@ def test_rule_tests_fail_when_an_alert_changes(tmp_path):
     (tmp_path / "test.yml").write_text(yaml.safe_dump(tests))
     result = promtool("test", "rules", tmp_path / "test.yml")
     assert result.returncode != 0
-    assert "SidecarLabLogShippingLagging" in result.stdout + result.stderr
+    assert alert in result.stdout + result.stderr
 
 
 def test_prometheus_rule_carries_exactly_the_rules_file(tmp_path):
@@ -117,7 +125,13 @@ def test_central_prometheus_enables_what_the_agent_needs():
 
 @pytest.mark.parametrize(
     "expression",
-    ['http_requests_total{status=~"5.."}', "log_sidecar_lag_bytes", "config_sidecar_drift", 'up{container="exporter"}'],
+    [
+        'http_requests_total{status=~"5.."}',
+        "log_sidecar_lag_bytes",
+        "config_sidecar_drift",
+        'up{container="exporter"}',
+        "envoy_listener_ssl_certificate_expiration_unix_time_seconds",
+    ],
 )
 def test_rules_watch_the_contract_metrics(expression):
     assert expression in RULES.read_text()

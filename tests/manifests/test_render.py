@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
+from sidecar_common import load_settings
 from tests.manifests.rendering import (
     COMPONENTS,
     K8S,
@@ -21,9 +22,16 @@ from tests.manifests.rendering import (
     valid_combinations,
     write_combination,
 )
+from tests.manifests.service_contract import settings_class
 
 APP_POD_DEPLOYMENTS = ("demo-app", "web")
 NATIVE_SIDECARS = ["config-sidecar", "log-sidecar", "exporter"]
+# The native sidecars an overlay adds after those three, in order.
+EXTRA_SIDECARS = {
+    "kind-agent": ["prometheus-agent"],
+    "kind-mesh": ["mesh-proxy"],
+    "kind-mesh-fault-abort": ["mesh-proxy"],
+}
 
 
 def deployment(rendering: Rendering, name: str) -> dict[str, Any]:
@@ -54,6 +62,9 @@ def test_combination_rules_cover_every_component():
     assert combination_problem(["istio-fault-abort"]) is not None
     assert combination_problem(["observability", "prometheus-agent", "classic-sidecars"]) is not None
     assert combination_problem(["observability", "istio", "istio-fault-delay"]) is None
+    assert combination_problem(["mesh-envoy", "istio"]) is not None
+    assert combination_problem(["mesh-envoy", "classic-sidecars"]) is not None
+    assert combination_problem(["observability", "prometheus-agent", "mesh-envoy"]) is None
 
 
 @pytest.mark.parametrize("name", OVERLAYS)
@@ -72,8 +83,7 @@ def test_overlay_pods_use_native_sidecars_unless_classic(overlay, name):
             assert init_names[:3] == NATIVE_SIDECARS
             assert main_names == ["app"]
             assert all(c["restartPolicy"] == "Always" for c in spec["initContainers"])
-            expected_extra = ["prometheus-agent"] if name == "kind-agent" else []
-            assert init_names[3:] == expected_extra
+            assert init_names[3:] == EXTRA_SIDECARS.get(name, [])
 
 
 def test_config_sidecar_gates_the_app_on_its_first_publish(overlay):
@@ -88,14 +98,20 @@ def test_config_sidecar_gates_the_app_on_its_first_publish(overlay):
 
 
 def test_log_sidecar_drain_fits_in_the_grace_period(overlay):
-    for name in ("kind", "kind-classic"):
+    for name in ("kind", "kind-classic", "kind-mesh"):
         spec = pod_spec(deployment(overlay(name), "demo-app"))
         everything = spec.get("initContainers", []) + spec["containers"]
         log_sidecar = next(c for c in everything if c["name"] == "log-sidecar")
         drain = float(next(e["value"] for e in log_sidecar["env"] if e["name"] == "LOG_DRAIN_SECONDS"))
         app_pre_stop, gunicorn_graceful = 5, 20
         classic_pre_stop = 25 if name == "kind-classic" else 0
-        used = (classic_pre_stop if classic_pre_stop else app_pre_stop + gunicorn_graceful) + drain
+        # Our Envoy stops after the app and before the log sidecar: its drain time comes in between.
+        proxy = next((c for c in everything if c["name"] == "mesh-proxy"), None)
+        envoy_drain = 0
+        if proxy is not None:
+            env = {e["name"]: e["value"] for e in proxy["env"] if "value" in e}
+            envoy_drain = load_settings(settings_class("mesh-proxy"), env).drain_seconds
+        used = (classic_pre_stop if classic_pre_stop else app_pre_stop + gunicorn_graceful) + envoy_drain + drain
         assert used < spec["terminationGracePeriodSeconds"], name
 
 
@@ -135,15 +151,26 @@ def test_kind_port_mappings_match_the_node_ports(overlay):
     assert node_ports == mapped
 
 
+def config_files(directory: Path) -> list[str]:
+    """Every file below `directory`, as relative paths (mesh/routes.yaml), dotfiles left out."""
+    return sorted(
+        str(p.relative_to(directory))
+        for p in directory.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+    )
+
+
 def test_base_config_mirrors_the_compose_config_directory():
     compose_config = Path(K8S.parent / "config")
     k8s_config = K8S / "base" / "config"
-    names = sorted(p.name for p in compose_config.iterdir() if p.is_file() and not p.name.startswith("."))
-    assert sorted(p.name for p in k8s_config.iterdir()) == names
-    for name in names:
+    files = config_files(compose_config)
+    assert "mesh/routes.yaml" in files, "the mesh policy moved: follow it here"
+    assert config_files(k8s_config) == files
+    for name in files:
         assert (k8s_config / name).read_text() == (compose_config / name).read_text(), (
             f"k8s/base/config/{name} differs from config/{name}: copy it over"
         )
+    names = [name for name in files if "/" not in name]
     volume = next(
         v
         for v in pod_spec(yaml.safe_load((K8S / "base" / "deployment-demo-app.yaml").read_text()))["volumes"]

@@ -38,10 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from watchdog.utils import UnsupportedLibcError
-
 from config_sidecar.source import DATA_LINK, NameFilter
 from sidecar_common import visible_entries
+from sidecar_common.inotify import InotifyUnavailableError, start_inotify, stop_inotify
 
 if TYPE_CHECKING:
     from watchdog.observers.inotify_c import CallbackId, InotifyEvent, InotifyFD, WatchDescriptor
@@ -52,23 +51,6 @@ logger = logging.getLogger(__name__)
 # watches take ids from 1 on, fresh for each watch, so a directory renamed to a new name (same inode,
 # so the same watch) briefly holding two of our callbacks never replaces one.
 _CALLBACK_ID = cast("CallbackId", 0)
-
-
-class InotifyUnavailableError(OSError):
-    """This platform has no inotify (not Linux)."""
-
-
-def _start_inotify() -> InotifyFD:
-    """Start a private watchdog inotify reader (not the shared ``get_instance()``: ``stop()`` closes it)."""
-    try:
-        # Imported here: importing it probes libc and raises where there is no inotify.
-        from watchdog.observers.inotify_c import InotifyFD
-    except UnsupportedLibcError as exc:
-        raise InotifyUnavailableError(errno.ENOSYS, f"inotify is not available on this platform ({exc})") from None
-    inotify = InotifyFD()
-    inotify.name = "config-inotify"
-    inotify.start()
-    return inotify
 
 
 def _add_watch(
@@ -187,9 +169,7 @@ class DirectoryWatcher:
             self._stopped = True
             self._drop_watch()
             inotify, self._inotify = self._inotify, None
-        if inotify is not None:
-            inotify.stop()  # closes the fd and wakes the reader through watchdog's own pipe
-            inotify.join(timeout=5)
+        stop_inotify(inotify, join_seconds=5)
 
     def on_event(self, event: InotifyEvent) -> None:
         """Report an event on a config name, on ``..data`` (a commit) or on a watched directory itself."""
@@ -253,11 +233,9 @@ class DirectoryWatcher:
 
     def _restart_reader(self) -> None:
         """Start a reader, after releasing a previous one whose thread ended."""
-        if self._inotify is not None:
-            with contextlib.suppress(OSError):
-                self._inotify.stop()
-            self._inotify = None
-        self._inotify = _start_inotify()
+        stop_inotify(self._inotify)
+        self._inotify = None
+        self._inotify = start_inotify("config-inotify")
 
     def _watch_subdirectories(self) -> bool:
         """Bring the subdirectory watches in line with the tree after a directory event; True if one began.

@@ -37,10 +37,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from watchdog.utils import UnsupportedLibcError
-
 from log_sidecar import discovery
 from log_sidecar.discovery import WatchTarget
+from sidecar_common.inotify import start_inotify, stop_inotify
 
 if TYPE_CHECKING:
     from watchdog.observers.inotify_c import CallbackId, InotifyEvent, InotifyFD, Mask, WatchDescriptor
@@ -55,24 +54,6 @@ MAX_PENDING_MOVES = 256
 SYNC_ROUNDS = 16
 
 Arrived = Callable[[str, int], None]
-
-
-class _InotifyUnavailableError(OSError):
-    """This platform has no inotify (not Linux)."""
-
-
-def _start_inotify() -> InotifyFD:
-    """Start a private watchdog inotify reader (not the shared ``get_instance()``: ``stop()`` closes it)."""
-    try:
-        # Imported here: importing it probes libc and raises where there is no inotify.
-        from watchdog.observers.inotify_c import InotifyFD
-    except UnsupportedLibcError as exc:
-        raise _InotifyUnavailableError(errno.ENOSYS, f"inotify is not available here ({exc})") from None
-    inotify = InotifyFD()
-    inotify.name = "log-inotify"
-    inotify.daemon = True
-    inotify.start()
-    return inotify
 
 
 def _watch_mask() -> Mask:
@@ -164,9 +145,7 @@ class DirectoryWatcher:
                 watch.active = False
             self._watches = {}
             inotify, self._inotify = self._inotify, None
-        if inotify is not None:
-            inotify.stop()  # closes the fd and wakes the reader through watchdog's own pipe
-            inotify.join(timeout=5)
+        stop_inotify(inotify, join_seconds=5)
 
     # Watches -----------------------------------------------------------------------------
     def _sync(self, open_existing: bool) -> None:
@@ -243,11 +222,9 @@ class DirectoryWatcher:
         for watch in self._watches.values():
             watch.active = False
         self._watches = {}
-        if self._inotify is not None:
-            with contextlib.suppress(OSError):
-                self._inotify.stop()
-            self._inotify = None
-        self._inotify = _start_inotify()
+        stop_inotify(self._inotify)
+        self._inotify = None
+        self._inotify = start_inotify("log-inotify")
 
     def _replan(self, why: str) -> None:
         """A directory on the way to matched files came or went: watch again, and re-glob."""
