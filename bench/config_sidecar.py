@@ -21,8 +21,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,7 +29,7 @@ from pathlib import Path
 from bench.processes import cpu_seconds, rss_mib
 from bench.results import Figure, Target, write_results
 from sidecar_common import content_version
-from tests.support import free_tcp_port
+from tests.support import ServiceProcess, free_tcp_port
 from tests.support.kubelet import KubeletVolume
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -81,7 +79,7 @@ class Run:
     app_port: int = field(default_factory=free_tcp_port)
     control_port: int = field(default_factory=free_tcp_port)  # the app's, POST /-/reload
     admin_port: int = field(default_factory=free_tcp_port)
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    procs: dict[str, ServiceProcess] = field(default_factory=dict)
 
     @property
     def volume(self) -> KubeletVolume:
@@ -119,23 +117,11 @@ class Run:
         )
 
     def _spawn(self, name: str, module: str, env: dict[str, str]) -> None:
-        with (self.workdir / f"{name}.out").open("wb") as log:
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", module], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
-            )
-
-    def output(self, name: str) -> str:
-        return (self.workdir / f"{name}.out").read_text(errors="replace")[-3000:]
+        self.procs[name] = ServiceProcess.python_module(module, env, self.workdir / f"{name}.out").start()
 
     def stop(self) -> None:
-        for name in ("app", "sidecar"):
-            proc = self.procs.get(name)
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        for process in self.procs.values():
+            process.stop(30)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -157,7 +143,8 @@ def measure(run: Run, gap: tuple[float, float], rng: random.Random) -> tuple[lis
     try:
         wait_served(run.app_port, version_of(app_yaml(0)), timeout=90)
     except TimeoutError:
-        raise SystemExit(f"{run.name}: no start\n{run.output('sidecar')}\n{run.output('app')}") from None
+        failures = "\n".join(process.failure(f"in {run.name}") for process in run.procs.values())
+        raise SystemExit(f"{run.name}: no start\n{failures}") from None
     latencies = []
     for number in range(1, UPDATES + 1):
         # A random gap decorrelates the swap from the re-hash timer (and from the last debounce).

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -24,10 +24,9 @@ import requests
 
 from bench.processes import cpu_seconds, rss_mib
 from bench.results import Figure, write_results
-from tests.support import free_tcp_port
+from tests.support import ServiceProcess, free_tcp_port
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
-ROOT = Path(__file__).resolve().parent.parent
 DOCS_PER_RUN = 60_000 if QUICK else 300_000
 REPEATS = 1 if QUICK else 3
 SCENARIOS = ((1000, 1), (5000, 1), (1000, 2), (5000, 2))  # (documents per bulk request, client threads)
@@ -112,32 +111,16 @@ def run_scenario(url: str, pid: int, per_request: int, threads: int, tag: str) -
     return Run(per_thread * threads, sum(len(body) for bodies in work for body in bodies), elapsed, cpu_used)
 
 
-def start_emulator(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sink_emulators.elasticsearch", "--port", str(port), "--log-level", "WARNING"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/", timeout=1)
-            return proc
-        except requests.ConnectionError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the emulator exited with {proc.returncode}") from None
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("the emulator did not answer within 30 s")
-
-
 def main() -> int:
     port = free_tcp_port()
-    proc = start_emulator(port)
     url = f"http://127.0.0.1:{port}"
+    argv = ["--port", str(port), "--log-level", "WARNING"]
+    workdir = Path(tempfile.mkdtemp(prefix="bench-es-emulator-"))
+    proc = ServiceProcess.python_module("sink_emulators.elasticsearch", {}, workdir / "emulator.out", *argv)
     runs: dict[tuple[int, int], list[Run]] = {scenario: [] for scenario in SCENARIOS}
     peak_rss = 0.0
     try:
+        proc.start().wait_for(lambda: requests.get(url, timeout=1).status_code, "GET / to answer")
         for repeat in range(REPEATS):
             for per_request, threads in SCENARIOS:
                 requests.post(url + "/_emulator/reset", timeout=TIMEOUT)
@@ -150,8 +133,8 @@ def main() -> int:
                     flush=True,
                 )
     finally:
-        proc.terminate()
-        proc.wait(30)
+        proc.stop(30)
+        shutil.rmtree(workdir, ignore_errors=True)
     figures: list[Figure] = []
     for (per_request, threads), samples in runs.items():
         label = f"{per_request}-doc bulks, {threads} client thread{'s' if threads > 1 else ''}"

@@ -22,8 +22,6 @@ import os
 import random
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -35,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.processes import rss_mib
 from bench.results import Figure, Target, write_results
-from tests.support import free_tcp_port, free_udp_port
+from tests.support import ServiceProcess, free_tcp_port, free_udp_port
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 REPEATS = 1 if QUICK else 3
@@ -50,7 +48,7 @@ PROMETHEUS_ACCEPT = (
 
 @dataclass
 class Exporter:
-    process: subprocess.Popen[bytes]
+    process: ServiceProcess
     http_port: int
     statsd_port: int
 
@@ -76,35 +74,20 @@ class Exporter:
 def exporter(workdir: Path) -> Iterator[Exporter]:
     http_port, statsd_port = free_tcp_port(), free_udp_port()
     env = {
-        **os.environ,
         "ADMIN_HOST": "127.0.0.1",
         "ADMIN_PORT": str(http_port),
         "CONTROL_PORT": str(free_tcp_port()),
         "STATSD_HOST": "127.0.0.1",
         "STATSD_PORT": str(statsd_port),
+        "EXPORTER_CONFIG": "",  # the built-in mapping
         "EXPORTER_JSON_URL": "",
         "EXPORTER_MAX_SERIES_PER_METRIC": "20000",
         "LOG_LEVEL": "WARNING",
     }
-    env.pop("EXPORTER_CONFIG", None)
-    log = (workdir / "exporter.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "metrics_exporter"], env=env, stdout=log, stderr=log)
-    running = Exporter(process, http_port, statsd_port)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            running.get("/readyz")
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError((workdir / "exporter.log").read_text()) from None
-            time.sleep(0.1)
-    try:
+    with ServiceProcess.python_module("metrics_exporter", env, workdir / "exporter.log") as process:
+        running = Exporter(process, http_port, statsd_port)
+        process.wait_for(lambda: running.get("/readyz") is not None, "an answer on /readyz")  # raises until then
         yield running
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
 
 
 def gunicorn_lines(count: int) -> list[bytes]:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,7 +30,7 @@ from typing import Any
 from bench.processes import cpu_seconds, rss_mib
 from bench.results import Figure, Target, write_results
 from sink_emulators.elasticsearch import BulkEmulator, Faults
-from tests.support import free_tcp_port
+from tests.support import ServiceProcess, free_tcp_port
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 THROUGHPUT_LINES = 100_000 if QUICK else 300_000
@@ -51,9 +49,8 @@ def line(seq: int) -> str:
     return json.dumps({"@timestamp": "2026-11-26T09:00:00.000Z", "log.level": "info", "seq": seq, "message": PAD})
 
 
-def start_sidecar(workdir: Path, es_url: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_sidecar(workdir: Path, es_url: str, extra_env: dict[str, str] | None = None) -> ServiceProcess:
     env = {
-        **os.environ,
         "LOG_PATHS": str(workdir / "logs" / "*.log"),
         "LOG_STATE_DIR": str(workdir / "state"),
         "LOG_SINK": "elasticsearch",
@@ -65,32 +62,18 @@ def start_sidecar(workdir: Path, es_url: str, extra_env: dict[str, str] | None =
         "LOG_RETRY_MAX_SECONDS": "1",
         **(extra_env or {}),
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "log_sidecar"],
-        env=env,
-        stdout=(workdir / "sidecar.out").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    return ServiceProcess.python_module("log_sidecar", env, workdir / "sidecar.out").start()
 
 
-def wait_for_count(es: BulkEmulator, expected: int, proc: subprocess.Popen[bytes], poll: float = 0.02) -> float:
+def wait_for_count(es: BulkEmulator, expected: int, proc: ServiceProcess, poll: float = 0.02) -> float:
     started = time.monotonic()
     while es.count(INDEX) < expected:
-        if proc.poll() is not None:
-            raise RuntimeError(f"log sidecar exited with {proc.returncode}")
+        if not proc.running():
+            raise RuntimeError(proc.failure(f"exited with {proc.returncode()}"))
         if time.monotonic() - started > TIMEOUT:
             raise RuntimeError(f"only {es.count(INDEX)} of {expected} documents after {TIMEOUT:.0f} s")
         time.sleep(poll)
     return time.monotonic()
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 # 1. Throughput ------------------------------------------------------------------------------
@@ -129,7 +112,7 @@ def throughput_run(lines: int = THROUGHPUT_LINES, batch_docs: int | None = None)
                 used = cpu_seconds(proc.pid) - sidecar_cpu
                 emulator_used = time.process_time() - emulator_cpu
             finally:
-                stop(proc)
+                proc.stop(30)
     return {
         "lines_per_s": lines / elapsed,
         "mb_per_s": size / elapsed / 1e6,
@@ -244,7 +227,7 @@ def steady_and_outage_run() -> dict[str, Any]:
                 stored = es.documents(INDEX)
                 seqs = sorted(int(doc["seq"]) for doc in stored.values())
             finally:
-                stop(proc)
+                proc.stop(30)
     return {
         "latencies_ms": latencies,
         "rss_steady": rss_steady,

@@ -38,7 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,7 +45,8 @@ from pathlib import Path
 from bench.processes import cpu_seconds, rss_mib
 from bench.results import Figure, Target, write_results
 from mesh_proxy import ca, cert_dir
-from tests.support import free_tcp_port
+from tests.support import ServiceProcess, free_tcp_port
+from tests.support.processes import http_ready
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 REPEATS = 2 if QUICK else 3
@@ -80,42 +80,15 @@ class Run:
     """The processes of one arm (direct or mesh), by name."""
 
     workdir: Path
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    procs: dict[str, ServiceProcess] = field(default_factory=dict)
 
-    def start(self, name: str, module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (self.workdir / f"{name}.out").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-        self.procs[name] = proc
-        return proc
+    def start(self, name: str, module: str, env: dict[str, str], ready_url: str) -> None:
+        self.procs[name] = ServiceProcess.python_module(module, env, self.workdir / f"{name}.out").start()
+        self.procs[name].wait_for(http_ready(ready_url), f"{ready_url} to answer 200", timeout=60, interval=0.1)
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def wait_ready(url: str, run: Run, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        dead = [name for name, proc in run.procs.items() if proc.poll() is not None]
-        if dead or time.monotonic() > deadline:
-            logs = "\n".join((run.workdir / f"{name}.out").read_text()[-2000:] for name in dead)
-            raise RuntimeError(f"{url} not ready (exited: {dead})\n{logs}")
-        time.sleep(0.1)
+        for process in self.procs.values():
+            process.stop(30)
 
 
 def start_app(run: Run, name: str, port: int, upstream: str | None) -> None:
@@ -125,6 +98,7 @@ def start_app(run: Run, name: str, port: int, upstream: str | None) -> None:
     env = {
         "APP_HOST": "127.0.0.1",
         "APP_PORT": str(port),
+        "CONTROL_PORT": str(free_tcp_port()),  # two apps run here: the default 8079 would clash
         "APP_CONFIG_DIR": str(config),
         "APP_LOG_FILE": "",
         "STATSD_HOST": "",
@@ -134,8 +108,7 @@ def start_app(run: Run, name: str, port: int, upstream: str | None) -> None:
     }
     if upstream:
         env["APP_UPSTREAM_URL"] = upstream
-    run.start(name, "demo_app", env)
-    wait_ready(f"http://127.0.0.1:{port}/readyz", run)
+    run.start(name, "demo_app", env, f"http://127.0.0.1:{port}/readyz")
 
 
 def start_proxy(run: Run, name: str, ports: dict[str, int], env: dict[str, str]) -> None:
@@ -160,8 +133,8 @@ def start_proxy(run: Run, name: str, ports: dict[str, int], env: dict[str, str])
             "LOG_LEVEL": "WARNING",
             **env,
         },
+        f"http://127.0.0.1:{ports['stats']}/ready",
     )
-    wait_ready(f"http://127.0.0.1:{ports['stats']}/ready", run)
 
 
 def start(workdir: Path, mesh: bool, concurrency: int) -> tuple[Run, int, int | None]:

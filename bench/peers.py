@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from pathlib import Path
 from bench.processes import cpu_seconds, rss_mib
 from bench.results import Figure, Target, write_results
 from sink_emulators.elasticsearch import BulkEmulator
-from tests.support import free_tcp_port
+from tests.support import ServiceProcess, free_tcp_port
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,10 +124,9 @@ def write_input(path: Path, lines: int) -> int:
     return path.stat().st_size
 
 
-def start_log_sidecar(workdir: Path, logs: Path, port: int, index: str) -> subprocess.Popen[bytes]:
+def start_log_sidecar(workdir: Path, logs: Path, port: int, index: str) -> ServiceProcess:
     state = workdir / "state"
     env = {
-        **os.environ,
         "LOG_PATHS": str(logs / "*.log"),
         "LOG_STATE_DIR": str(state),
         "LOG_SINK": "elasticsearch",
@@ -140,24 +138,16 @@ def start_log_sidecar(workdir: Path, logs: Path, port: int, index: str) -> subpr
         # 1 s poll. A scan of one directory costs microseconds; the wall clock stays comparable.
         "LOG_SCAN_INTERVAL_SECONDS": "0.5",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "log_sidecar"],
-        env=env,
-        stdout=(workdir / "shipper.out").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    return ServiceProcess.python_module("log_sidecar", env, workdir / "shipper.out").start()
 
 
-def start_rsyslog(workdir: Path, logs: Path, port: int, index: str) -> subprocess.Popen[bytes]:
+def start_rsyslog(workdir: Path, logs: Path, port: int, index: str) -> ServiceProcess:
     work = workdir / "rsyslog-work"
     work.mkdir()
     conf = workdir / "rsyslog.conf"
     conf.write_text(RSYSLOG_CONF.format(work=work, logs=logs, port=port, index=index))
-    return subprocess.Popen(
-        ["rsyslogd", "-n", "-f", str(conf), "-i", str(workdir / "rsyslog.pid")],
-        stdout=subprocess.DEVNULL,
-        stderr=(workdir / "shipper.out").open("wb"),
-    )
+    argv = ["rsyslogd", "-n", "-f", str(conf), "-i", str(workdir / "rsyslog.pid")]
+    return ServiceProcess(argv, {}, workdir / "shipper.out").start()
 
 
 def syslog_ng_paths() -> tuple[Path, Path, str]:
@@ -167,21 +157,21 @@ def syslog_ng_paths() -> tuple[Path, Path, str]:
     return binary, modules, modules.name
 
 
-def start_syslog_ng(workdir: Path, logs: Path, port: int, index: str) -> subprocess.Popen[bytes]:
+def start_syslog_ng(workdir: Path, logs: Path, port: int, index: str) -> ServiceProcess:
     binary, modules, version = syslog_ng_paths()
     scl = SYSLOG_NG / "usr" / "share" / "syslog-ng" / "include" / "scl" / "elasticsearch" / "elastic-http.conf"
     conf = workdir / "syslog-ng.conf"
     conf.write_text(SYSLOG_NG_CONF.format(version=version, scl=scl, logs=logs, port=port, index=index))
     libraries = [SYSLOG_NG / "usr" / "lib" / "syslog-ng"]
     libraries += [d for d in (*SYSLOG_NG.glob("usr/lib/*-linux-gnu"), *SYSLOG_NG.glob("lib/*-linux-gnu")) if d.is_dir()]
-    env = {**os.environ, "LD_LIBRARY_PATH": ":".join(map(str, libraries))}
+    env = {"LD_LIBRARY_PATH": ":".join(map(str, libraries))}
     argv = [str(binary), "--foreground", "--stderr", "--no-caps", f"--module-path={modules}", f"--cfgfile={conf}"]
     argv += [f"--persist-file={workdir / 'syslog-ng.persist'}", f"--control={workdir / 'syslog-ng.ctl'}"]
     argv += [f"--pidfile={workdir / 'syslog-ng.pid'}"]
-    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=(workdir / "shipper.out").open("wb"))
+    return ServiceProcess(argv, env, workdir / "shipper.out").start()
 
 
-Starter = Callable[[Path, Path, int, str], "subprocess.Popen[bytes]"]
+Starter = Callable[[Path, Path, int, str], ServiceProcess]
 SHIPPERS: dict[str, Starter] = {
     "log-sidecar": start_log_sidecar,
     "rsyslog": start_rsyslog,
@@ -189,47 +179,31 @@ SHIPPERS: dict[str, Starter] = {
 }
 
 
-def wait_idle(proc: subprocess.Popen[bytes], workdir: Path) -> None:
+def wait_idle(proc: ServiceProcess) -> None:
     """Wait until the shipper has started and uses no CPU for half a second."""
     deadline = time.monotonic() + IDLE_TIMEOUT
     time.sleep(0.5)
     last = cpu_seconds(proc.pid)
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        if proc.poll() is not None:
-            raise RuntimeError(f"shipper exited with {proc.returncode}: {output(workdir)}")
+        if not proc.running():
+            raise RuntimeError(proc.failure(f"exited with {proc.returncode()}"))
         now = cpu_seconds(proc.pid)
         if now - last < 0.02:
             return
         last = now
-    raise RuntimeError(f"shipper still busy after {IDLE_TIMEOUT:.0f} s with no input: {output(workdir)}")
+    raise RuntimeError(proc.failure(f"still busy after {IDLE_TIMEOUT:.0f} s with no input"))
 
 
-def output(workdir: Path) -> str:
-    try:
-        return (workdir / "shipper.out").read_text(errors="replace")[-2000:]
-    except OSError:
-        return ""
-
-
-def wait_for_count(emulator: BulkEmulator, index: str, proc: subprocess.Popen[bytes], workdir: Path) -> float:
+def wait_for_count(emulator: BulkEmulator, index: str, proc: ServiceProcess) -> float:
     started = time.monotonic()
     while emulator.count(index) < LINES:
-        if proc.poll() is not None:
-            raise RuntimeError(f"shipper exited with {proc.returncode} before delivering {LINES}: {output(workdir)}")
+        if not proc.running():
+            raise RuntimeError(proc.failure(f"exited with {proc.returncode()} before delivering {LINES}"))
         if time.monotonic() - started > TIMEOUT:
             raise RuntimeError(f"only {emulator.count(index)} of {LINES} documents after {TIMEOUT:.0f} s")
         time.sleep(0.02)
     return time.monotonic() - started
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 def measure(name: str, start: Starter) -> tuple[Run, int]:
@@ -243,14 +217,14 @@ def measure(name: str, start: Starter) -> tuple[Run, int]:
         size = write_input(staged, LINES)
         proc = start(workdir, logs, emulator.port, index)
         try:
-            wait_idle(proc, workdir)
+            wait_idle(proc)
             startup = cpu_seconds(proc.pid)
             os.rename(staged, logs / "app.log")
-            elapsed = wait_for_count(emulator, index, proc, workdir)
+            elapsed = wait_for_count(emulator, index, proc)
             used = cpu_seconds(proc.pid) - startup
             rss = rss_mib(proc.pid)
         finally:
-            stop(proc)
+            proc.stop(30)
         if emulator.count(index) != LINES:
             raise RuntimeError(f"{name}: {emulator.count(index)} documents stored for {LINES} lines")
     return Run(elapsed, used, startup, rss), size

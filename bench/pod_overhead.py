@@ -15,13 +15,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.processes import cpu_seconds, rss_mib
 from bench.results import Figure, Target, write_results
-from tests.support import free_tcp_port, free_udp_port
+from tests.support import ServiceProcess, free_tcp_port, free_udp_port
+from tests.support.processes import http_ready
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 REPEATS = 2 if QUICK else 3
@@ -38,38 +38,21 @@ class Pod:
     workdir: Path
     app_port: int = field(default_factory=free_tcp_port)
     control_port: int = field(default_factory=free_tcp_port)  # the app's, POST /-/reload
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    procs: dict[str, ServiceProcess] = field(default_factory=dict)
 
-    def start(self, name: str, module: str, env: dict[str, str]) -> None:
-        log = (self.workdir / f"{name}.out").open("wb")
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", module], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
-        )
+    def start(self, name: str, module: str, env: dict[str, str]) -> ServiceProcess:
+        self.procs[name] = ServiceProcess.python_module(module, env, self.workdir / f"{name}.out").start()
+        return self.procs[name]
 
     def stop(self) -> None:
         # App first, then the sidecars, as in a pod.
         for name in ["app", *[n for n in self.procs if n != "app"]]:
-            proc = self.procs.get(name)
-            if proc and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            if name in self.procs:
+                self.procs[name].stop(30)
 
 
-def wait_ready(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} not ready after {timeout:.0f} s")
-        time.sleep(0.1)
+def wait_ready(process: ServiceProcess, url: str) -> None:
+    process.wait_for(http_ready(url), f"{url} to answer 200", timeout=60, interval=0.1)
 
 
 def start_pod(workdir: Path, with_sidecars: bool) -> tuple[Pod, dict[str, int]]:
@@ -82,7 +65,7 @@ def start_pod(workdir: Path, with_sidecars: bool) -> tuple[Pod, dict[str, int]]:
     admin: dict[str, int] = {}
     if with_sidecars:
         admin = {"config-sidecar": free_tcp_port(), "log-sidecar": free_tcp_port(), "exporter": free_tcp_port()}
-        pod.start(
+        config_sidecar = pod.start(
             "config-sidecar",
             "config_sidecar",
             {
@@ -93,7 +76,7 @@ def start_pod(workdir: Path, with_sidecars: bool) -> tuple[Pod, dict[str, int]]:
                 "ADMIN_PORT": str(admin["config-sidecar"]),
             },
         )
-        wait_ready(f"http://127.0.0.1:{admin['config-sidecar']}/readyz")
+        wait_ready(config_sidecar, f"http://127.0.0.1:{admin['config-sidecar']}/readyz")
         (workdir / "state").mkdir()
         pod.start(
             "log-sidecar",
@@ -122,7 +105,7 @@ def start_pod(workdir: Path, with_sidecars: bool) -> tuple[Pod, dict[str, int]]:
     else:
         # Without the config sidecar the app reads the plain directory directly.
         shutil.copy(source / "app.yaml", config / "app.yaml")
-    pod.start(
+    app = pod.start(
         "app",
         "demo_app",
         {
@@ -136,9 +119,9 @@ def start_pod(workdir: Path, with_sidecars: bool) -> tuple[Pod, dict[str, int]]:
             "APP_WORKERS": "2",
         },
     )
-    wait_ready(f"http://127.0.0.1:{pod.app_port}/readyz")
-    for port in admin.values():
-        wait_ready(f"http://127.0.0.1:{port}/readyz")
+    wait_ready(app, f"http://127.0.0.1:{pod.app_port}/readyz")
+    for name, port in admin.items():
+        wait_ready(pod.procs[name], f"http://127.0.0.1:{port}/readyz")
     return pod, admin
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 from bench.peers import write_input
 from bench.processes import CLOCK_TICKS, cpu_seconds
 from sink_emulators.elasticsearch import BulkEmulator
-from tests.support import free_tcp_port
+from tests.support import ServiceProcess, free_tcp_port
 
 INDEX = "profile"
 RATE = 250  # samples per second
@@ -77,7 +76,6 @@ def main() -> int:
         write_input(staged, lines)
         with BulkEmulator() as es:
             env = {
-                **os.environ,
                 "LOG_PATHS": str(workdir / "logs" / "*.log"),
                 "LOG_STATE_DIR": str(workdir / "state"),
                 "LOG_SINK": "elasticsearch",
@@ -87,34 +85,28 @@ def main() -> int:
                 "ADMIN_PORT": str(free_tcp_port()),
                 "LOG_SCAN_INTERVAL_SECONDS": "0.1",
             }
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "log_sidecar"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
+            proc = ServiceProcess.python_module("log_sidecar", env, workdir / "sidecar.out").start()
             raw = workdir / "profile.txt"
             try:
                 time.sleep(1.5)  # started and idle
-                sampler = subprocess.Popen(
-                    [spy, "record", "-p", str(proc.pid), "-r", str(RATE), "-f", "raw", "-F", "--gil", "-o", str(raw)],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+                argv = [spy, "record", "-p", str(proc.pid), "-r", str(RATE), "-f", "raw", "-F", "--gil", "-o", str(raw)]
+                sampler = ServiceProcess(argv, {}, workdir / "py-spy.out").start()
                 time.sleep(1.0)  # attached
                 before = cpu_seconds(proc.pid)
                 user_before, system_before = user_system(proc.pid)
                 started = time.monotonic()
                 os.rename(staged, workdir / "logs" / "app.log")
                 while es.count(INDEX) < lines:
-                    if time.monotonic() - started > TIMEOUT or proc.poll() is not None:
+                    if time.monotonic() - started > TIMEOUT or not proc.running():
                         raise RuntimeError(f"only {es.count(INDEX)} of {lines} documents")
                     time.sleep(0.02)
                 elapsed = time.monotonic() - started
                 used = cpu_seconds(proc.pid) - before
                 user_after, system_after = user_system(proc.pid)
-                sampler.send_signal(signal.SIGINT)
+                sampler.signal(signal.SIGINT)  # py-spy writes the profile on SIGINT
                 sampler.wait(30)
             finally:
-                proc.terminate()
-                proc.wait(30)
+                proc.stop(30)
             print(
                 f"{lines:,} lines in {elapsed:.2f} s wall, {used:.2f} CPU s "
                 f"(user {user_after - user_before:.2f}, system {system_after - system_before:.2f}): "

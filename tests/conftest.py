@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.http_stub import HttpStub
 
 LAYERS = ("unit", "integration", "e2e", "manifests")
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,3 +23,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def http_stub() -> Iterator[HttpStub]:
+    """A listening HttpStub (404 until the test scripts its answers), stopped after the test."""
+    with HttpStub() as stub:
+        yield stub

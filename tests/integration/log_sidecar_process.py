@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from sink_emulators.elasticsearch import BulkEmulator
-from tests.support import ServiceProcess, free_tcp_port, wait_until
+from tests.support import ServiceProcess, free_tcp_port
+from tests.support.processes import http_ready
 
 INDEX = "logs-test"
 DELIVERY_TIMEOUT = 30.0
@@ -51,22 +52,12 @@ class Sidecar:
             "NODE_NAME": "node-1",
             **env,
         }
-        self.output = tmp_path / "sidecar.out"
-        self.process: ServiceProcess | None = None
+        self.process = ServiceProcess.python_module("log_sidecar", self.env, tmp_path / "sidecar.out")
 
     def start(self) -> Sidecar:
-        self.process = ServiceProcess.python_module("log_sidecar", self.env, self.output).start()
-        wait_until(self.ready, 20, message=f"log sidecar ready\n{self.log_output()}")
+        ready = http_ready(f"http://127.0.0.1:{self.admin_port}/readyz")
+        self.process.start().wait_for(ready, "/readyz to answer 200", timeout=20)
         return self
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/readyz", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            assert self.process is not None
-            assert self.process.running(), f"log sidecar exited\n{self.log_output()}"
-            return False
 
     def metric(self, name: str, **labels: str) -> float:
         """Read one sample from /metrics (0 if absent)."""
@@ -78,14 +69,10 @@ class Sidecar:
                 return float(line.split()[-1])
         return 0.0
 
-    def log_output(self) -> str:
-        return self.output.read_text(errors="replace")[-4000:] if self.output.exists() else ""
-
     def log_records(self, logger: str | None = None) -> list[dict[str, Any]]:
         """The sidecar's JSON log lines so far (of ``logger`` only, if given)."""
-        text = self.output.read_text(errors="replace") if self.output.exists() else ""
         records = []
-        for line in text.splitlines():
+        for line in self.process.output().splitlines():
             try:
                 record = json.loads(line)
             except ValueError:
@@ -95,11 +82,9 @@ class Sidecar:
         return records
 
     def stop(self) -> int:
-        assert self.process is not None
         return self.process.stop(timeout=20)
 
     def kill(self) -> None:
-        assert self.process is not None
         self.process.kill()
 
 
@@ -158,11 +143,8 @@ def launch(sidecars: list[Sidecar], tmp_path: Path, es: BulkEmulator, **env: str
 
 
 def wait_for(sidecar: Sidecar, check: Callable[[], object], what: str, timeout: float = DELIVERY_TIMEOUT) -> None:
-    """wait_until, with the sidecar's log as of the failure in the message."""
-    try:
-        wait_until(check, timeout, message=what)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n--- log sidecar output ---\n{sidecar.log_output()}") from None
+    """Poll ``check`` while the sidecar runs; a failure carries the sidecar's output."""
+    sidecar.process.wait_for(check, what, timeout)
 
 
 def seqs_stored(es: BulkEmulator) -> list[int]:

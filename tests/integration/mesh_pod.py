@@ -3,23 +3,20 @@
 Each ``MeshProxy`` is ``python -m mesh_proxy`` with every port from a free port,
 its own certificate directory (issued by a test CA), a kubelet-style policy
 volume and a run directory; after its start the process *is* Envoy (exec), so
-its PID is Envoy's. ``ScriptedApp`` is the local app behind an inbound side:
-``/api/slow`` sleeps, ``/api/flaky`` fails two calls out of three, ``/api/fail``
-always fails, anything else answers 200 with the app's name.
+its PID is Envoy's. ``scripted_app`` is the local app behind an inbound side:
+``/api/slow?seconds=N`` answers after N seconds, ``/api/flaky`` fails two calls out of
+three, anything else answers 200 with the app's name (or 500, if it fails everything).
 """
 
 from __future__ import annotations
 
 import copy
 import http.client
-import json
 import socket
 import ssl
-import threading
-import time
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -27,7 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from mesh_proxy import ca, cert_dir
-from tests.support import ServiceProcess, free_tcp_port, wait_until
+from tests.support import ServiceProcess, free_tcp_port
+from tests.support.http_stub import HttpStub, Request, json_reply
 from tests.support.kubelet import KubeletVolume
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,61 +69,23 @@ def policy(
     return {f"mesh/{name}": yaml.safe_dump(doc, sort_keys=False) for name, doc in docs.items()}
 
 
-class ScriptedApp:
-    """The app behind an inbound side; ``requests`` counts every request it received."""
+StartApp = Callable[..., HttpStub]  # (name, fail_everything=False): the conftest fixture start_app
 
-    def __init__(self, name: str, fail_everything: bool = False) -> None:
-        self.name = name
-        self.fail_everything = fail_everything
-        self.requests = 0
-        self.flaky_calls = 0
-        self.seen: list[dict[str, str]] = []
-        self._lock = threading.Lock()
-        app = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+def scripted_app(name: str, fail_everything: bool = False) -> HttpStub:
+    """The app behind an inbound side (keep-alive, as Envoy's upstream connections are); not started yet."""
+    if fail_everything:
+        return HttpStub(json_reply({"server": name, "error": "always failing"}, 500), keep_alive=True)
+    app = HttpStub(lambda request: json_reply({"server": name, "path": request.route}), keep_alive=True)
+    slow = {"server": name, "path": "/api/slow"}
+    app.answer(lambda request: json_reply(slow, delay=seconds_asked(request)), path="/api/slow")
+    flaky = json_reply({"server": name, "error": "flaky"}, 503)
+    app.answer(flaky, flaky, json_reply({"server": name, "path": "/api/flaky"}), path="/api/flaky", cycle=True)
+    return app
 
-            def do_GET(self) -> None:
-                status, body = app.answer(self.path, {k.lower(): v for k, v in self.headers.items()})
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_tcp_port()), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    def answer(self, raw_path: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        path = urlsplit(raw_path)
-        with self._lock:
-            self.requests += 1
-            self.seen.append(headers)
-        if self.fail_everything:
-            return 500, {"server": self.name, "error": "always failing"}
-        if path.path == "/api/slow":
-            time.sleep(float(parse_qs(path.query).get("seconds", ["3"])[0]))
-        if path.path == "/api/flaky":
-            with self._lock:
-                self.flaky_calls += 1
-                call = self.flaky_calls
-            if call % 3 != 0:
-                return 503, {"server": self.name, "error": "flaky"}
-        return 200, {"server": self.name, "path": path.path}
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def seconds_asked(request: Request) -> float:
+    return float(parse_qs(urlsplit(request.path).query).get("seconds", ["3"])[0])
 
 
 class Pki:
@@ -200,29 +160,20 @@ class MeshProxy:
             "LOG_LEVEL": "INFO",
             **env,
         }
-        self.process: ServiceProcess | None = None
+        self.process = ServiceProcess.python_module("mesh_proxy", self.env, self.root / "proxy.out")
 
     def start(self, wait: bool = True) -> MeshProxy:
-        self.process = ServiceProcess.python_module("mesh_proxy", self.env, self.root / "proxy.out").start()
+        self.process.start()
         if wait:
-            wait_until(self.ready, 30, message=f"{self.name} proxy ready\n{self.output()}")
+            self.wait_ready()
         return self
+
+    def wait_ready(self) -> None:
+        self.process.wait_for(lambda: get(self.stats_port, "/ready")[0] == 200, f"{self.name}'s Envoy ready", 30)
 
     @property
     def pid(self) -> int:
-        assert self.process is not None
         return self.process.pid
-
-    def output(self) -> str:
-        return self.process.output()[-6000:] if self.process is not None else ""
-
-    def ready(self) -> bool:
-        assert self.process is not None
-        assert self.process.running(), f"{self.name} proxy exited\n{self.output()}"
-        try:
-            return get(self.stats_port, "/ready")[0] == 200
-        except OSError:
-            return False
 
     def admin(self, path: str) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=5) as response:
@@ -237,7 +188,10 @@ class MeshProxy:
         return 0
 
     def stop(self) -> int:
-        return self.process.stop() if self.process is not None else 0
+        return self.process.stop()
+
+
+StartProxy = Callable[..., MeshProxy]  # (name, account, **MeshProxy options): the fixture start_proxy
 
 
 def get(port: int, path: str, method: str = "GET", timeout: float = 10.0) -> tuple[int, bytes]:

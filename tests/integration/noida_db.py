@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from tests.support import ServiceProcess, free_tcp_port, wait_until
+from tests.support import ServiceProcess, free_tcp_port
 
 START_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 10.0
@@ -36,16 +36,10 @@ class NoidaElasticsearch:
         self.process = ServiceProcess(argv, {}, data_dir.with_name(data_dir.name + ".out"))
 
     def start(self) -> NoidaElasticsearch:
-        self.process.start()
-        wait_until(self._answers, START_TIMEOUT, interval=0.1, message=f"noida-db answering\n{self.process.output()}")
+        self.process.start().wait_for(
+            lambda: requests.get(self.url + "/", timeout=2).ok, "GET / to answer", START_TIMEOUT, interval=0.1
+        )
         return self
-
-    def _answers(self) -> bool:
-        assert self.process.running(), f"noida-db exited\n{self.process.output()}"
-        try:
-            return requests.get(self.url + "/", timeout=2).ok
-        except requests.ConnectionError:
-            return False
 
     def stop(self) -> None:
         self.process.stop(timeout=10)

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tests.support import ServiceProcess, free_tcp_port, wait_until
-from tests.support.json_stub import JsonStub
+from tests.support.http_stub import HttpStub, json_reply
 
 WORKERS = 2
 APP_YAML = "greeting: {greeting}\nchaos:\n  latency_ms: 0\n  error_rate: 0\nfeatures:\n  beta: true\n"
@@ -94,7 +94,7 @@ class App:
     config_dir: Path
     log_file: Path
     statsd: StatsdListener
-    upstream: JsonStub
+    upstream: HttpStub
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         # A fresh connection per call (no Session), so calls spread over the workers.
@@ -124,7 +124,7 @@ class App:
         return answers
 
 
-def start_app(tmp_path: Path, statsd: StatsdListener, upstream: JsonStub, **env: str) -> App:
+def start_app(tmp_path: Path, statsd: StatsdListener, upstream: HttpStub, **env: str) -> App:
     config_dir = tmp_path / "config"
     publish(config_dir, {"app.yaml": APP_YAML.format(greeting="first"), "features.json": '{"banner": true}'})
     log_file = tmp_path / "logs" / "app.log"  # the directory does not exist yet: the app creates it
@@ -151,22 +151,21 @@ def start_app(tmp_path: Path, statsd: StatsdListener, upstream: JsonStub, **env:
         process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{control_port}", config_dir, log_file, statsd, upstream
     )
 
-    def ready_with_all_workers() -> bool:
-        assert process.running(), process.output()
-        return app.get("/readyz").status_code == 200 and len(app.worker_pids()) == WORKERS
-
-    wait_until(ready_with_all_workers, timeout=30, interval=0.1, message="gunicorn ready with every worker")
+    process.wait_for(
+        lambda: app.get("/readyz").status_code == 200 and len(app.worker_pids()) == WORKERS,
+        "gunicorn ready with every worker",
+        interval=0.1,
+    )
     return app
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     statsd = StatsdListener()
-    upstream = JsonStub(UPSTREAM_GREETING).start()
-    started = start_app(tmp_path_factory.mktemp("app"), statsd, upstream)
-    yield started
-    code = started.process.stop()
-    upstream.stop()
+    with HttpStub(json_reply(UPSTREAM_GREETING)) as upstream:
+        started = start_app(tmp_path_factory.mktemp("app"), statsd, upstream)
+        yield started
+        code = started.process.stop()
     statsd.close()
     assert code == 0, started.process.output()
 
@@ -240,7 +239,7 @@ def test_greeting_calls_the_upstream_with_the_trace_headers(app: App) -> None:
     response = app.get("/api/greeting", headers=TRACE_HEADERS)
     assert response.status_code == 200
     assert response.json()["upstream"] == {"greeting": "hello from upstream"}
-    call = next(seen for seen in reversed(app.upstream.seen) if seen.get("x-request-id") == "it-trace-1")
+    call = next(r.headers for r in reversed(app.upstream.requests) if r.headers.get("x-request-id") == "it-trace-1")
     assert {name: call.get(name) for name in TRACE_HEADERS} == TRACE_HEADERS
 
 
@@ -337,7 +336,7 @@ def test_log_lines_are_ecs_json_from_every_process(app: App) -> None:
 
 def test_sigterm_lets_in_flight_requests_finish_then_exits_cleanly(tmp_path: Path) -> None:
     statsd = StatsdListener()
-    upstream = JsonStub(UPSTREAM_GREETING).start()
+    upstream = HttpStub(json_reply(UPSTREAM_GREETING)).start()
     app = start_app(tmp_path, statsd, upstream)
     try:
         slow: dict[str, requests.Response] = {}
@@ -348,8 +347,7 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_cleanly(tmp_path: Pat
         app.process.signal(signal.SIGTERM)
         caller.join(30)
         assert slow["answer"].status_code == 200
-        assert app.process.proc is not None
-        assert app.process.proc.wait(30) == 0
+        assert app.process.wait(30) == 0
         assert "Shutting down: Master" in app.process.output()
         with pytest.raises(requests.ConnectionError):
             app.get("/livez")

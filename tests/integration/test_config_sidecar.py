@@ -120,15 +120,14 @@ def pod(tmp_path: Path) -> Iterator[Pod]:
         }
         process = ServiceProcess.python_module("config_sidecar", env, tmp_path / "sidecar.log").start()
         processes.append(process)
-        wait_until(lambda: get_json(admin_port, "/livez")[0] == 200, 30, message="sidecar admin port")
-        return process
+        return process.wait_for(lambda: get_json(admin_port, "/livez")[0] == 200, "the admin port")
 
     yield Pod(volume, config_dir, app_port, admin_port, start_app, start_sidecar)
     failures = []
     for process in processes:
         code = process.stop()
         if code not in (0, -15):
-            failures.append(f"{process.argv[2]} exited {code}:\n{process.output()[-3000:]}")
+            failures.append(process.failure(f"exited {code}"))
     assert not failures, "\n".join(failures)
 
 

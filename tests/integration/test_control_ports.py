@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sidecar_common import content_version, read_config_files
-from tests.support import ServiceProcess, wait_until
+from tests.support import ServiceProcess
 from tests.support.kubelet import KubeletVolume
 from tests.support.netns import ListeningSocket, PrivateNetwork, listening_sockets
 
@@ -46,15 +46,14 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppInAPod]:
         {"APP_CONFIG_DIR": str(config_dir), "APP_LOG_FILE": "", "STATSD_HOST": "", "APP_WORKERS": "2"},
         base / "app.out",
     ).start()
-    started = AppInAPod(network, process, config_dir)
     try:
-
-        def ready() -> bool:
-            assert process.running(), process.output()
-            return network.request("GET", f"http://127.0.0.1:{API_PORT}/readyz")[0] == 200
-
-        wait_until(ready, timeout=60, interval=0.2, message="the app ready inside the private network")
-        yield started
+        process.wait_for(
+            lambda: network.request("GET", f"http://127.0.0.1:{API_PORT}/readyz")[0] == 200,
+            "the app ready inside the private network",
+            timeout=60,
+            interval=0.2,
+        )
+        yield AppInAPod(network, process, config_dir)
     finally:
         process.stop()
         network.close()

@@ -16,19 +16,18 @@ import signal
 import socket
 import subprocess
 import sys
-import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import ServiceProcess, free_tcp_port, free_udp_port, wait_until
-from tests.support.json_stub import JsonStub
+from tests.support.http_stub import HttpStub, json_reply
 from tests.support.netns import PrivateNetwork, listening_sockets
+from tests.support.prometheus import StartPrometheus
 from tests.support.tools import require_tool
 
 WORKERS = 2
@@ -121,9 +120,7 @@ def start_exporter(tmp_path: Path) -> Iterator[StartExporter]:
             env["EXPORTER_CONFIG"] = str(path)
         process = ServiceProcess.python_module("metrics_exporter", env, tmp_path / "exporter.log").start()
         started.append(process)
-        wait_until(
-            lambda: get(http_port, "/readyz")[0] == 200, timeout=20, message=f"exporter ready: {process.output()}"
-        )
+        process.wait_for(lambda: get(http_port, "/readyz")[0] == 200, "/readyz to answer 200", timeout=20)
         return ExporterProcess(process, http_port, statsd_port, path)
 
     yield start
@@ -173,12 +170,10 @@ def test_gunicorn_requests_are_counted_exactly_across_workers(
         tmp_path / "app.log",
     ).start()
     try:
-        wait_until(lambda: accepts_connections(app_port), timeout=30, message=f"app listening: {app.output()}")
+        app.wait_for(lambda: accepts_connections(app_port), "the app listening")
         # The arbiter reports its workers over statsd once they are up.
-        wait_until(
-            lambda: summed(exporter.metrics(), "gunicorn_workers") == WORKERS,
-            timeout=30,
-            message=f"gunicorn_workers == {WORKERS}: {app.output()[-2000:]}",
+        app.wait_for(
+            lambda: summed(exporter.metrics(), "gunicorn_workers") == WORKERS, f"gunicorn_workers == {WORKERS}"
         )
 
         def one_request(index: int) -> int:
@@ -223,99 +218,40 @@ STATS = {
 
 
 @pytest.fixture
-def stats_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """A stand-in for the app's GET /stats that records the headers it was asked with."""
-    stub = JsonStub(STATS).start()
-    yield f"{stub.url}/stats", stub.seen
-    stub.stop()
-
-
-@dataclass
-class Prometheus:
-    port: int
-    process: ServiceProcess
-
-    def api(self, path: str, **params: str) -> Any:
-        status, body = get(self.port, f"/api/v1/{path}?{urllib.parse.urlencode(params)}")
-        assert status == 200, body
-        answer = json.loads(body)
-        assert answer["status"] == "success", answer
-        return answer["data"]
-
-    def query(self, expression: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.api("query", query=expression)["result"]
-        return result
-
-
-@pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[Callable[[int], Prometheus]]:
-    binary = require_tool("prometheus", "it scrapes the exporter")
-    started: list[ServiceProcess] = []
-
-    def start(target_port: int) -> Prometheus:
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-            "scrape_configs:\n  - job_name: exporter\n"
-            f"    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
-        )
-        port = free_tcp_port()
-        process = ServiceProcess(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            {},
-            tmp_path / "prometheus.log",
-        ).start()
-        started.append(process)
-        wait_until(lambda: get(port, "/-/ready")[0] == 200, timeout=30, message=f"prometheus: {process.output()}")
-        return Prometheus(port, process)
-
-    yield start
-    for process in started:
-        process.stop()
+def stats_server(http_stub: HttpStub) -> HttpStub:
+    """A stand-in for the app's GET /stats that records the requests it was asked."""
+    http_stub.answer(json_reply(STATS))
+    return http_stub
 
 
 def test_prometheus_scrapes_the_exporter(
     start_exporter: StartExporter,
-    prometheus: Callable[[int], Prometheus],
-    stats_server: tuple[str, list[dict[str, str]]],
+    prometheus: StartPrometheus,
+    stats_server: HttpStub,
 ) -> None:
-    stats_url, stats_requests = stats_server
-    exporter = start_exporter(json_url=stats_url)
-    server = prometheus(exporter.http_port)
+    exporter = start_exporter(json_url=stats_server.url + "/stats")
+    server = prometheus([exporter.http_port])
 
     def target_up() -> bool:
         targets = server.api("targets")["activeTargets"]
         return len(targets) == 1 and targets[0]["health"] == "up"
 
-    wait_until(target_up, timeout=30, message=f"exporter target up: {server.process.output()[-2000:]}")
+    server.process.wait_for(target_up, "the exporter target up")
 
     exporter.send(*["test.events.signup:1|c"] * 25, *["test.events.login:1|c|@0.5"] * 4, "test.latency:50|ms")
-
-    def query_value(expression: str) -> float | None:
-        result = server.query(expression)
-        return float(result[0]["value"][1]) if len(result) == 1 else None
-
-    wait_until(lambda: query_value('test_events_total{kind="signup"}') == 25, timeout=30, message="counter scraped")
-    assert query_value('test_events_total{kind="login"}') == 8  # 4 lines sampled at 0.5
-    assert query_value('test_latency_seconds_bucket{le="0.1"}') == 1
-    assert query_value('exporter_source_up{source="json"}') == 1
-    assert query_value('app_worker_requests_in_flight{worker="7001"}') == 1
-    assert query_value('app_config_info{version="abc123"}') == 1
-    assert query_value("up") == 1
-    assert stats_requests, "the JSON source fetched /stats at scrape time"
+    wait_until(lambda: server.value('test_events_total{kind="signup"}') == 25, timeout=30, message="counter scraped")
+    assert server.value('test_events_total{kind="login"}') == 8  # 4 lines sampled at 0.5
+    assert server.value('test_latency_seconds_bucket{le="0.1"}') == 1
+    assert server.value('exporter_source_up{source="json"}') == 1
+    assert server.value('app_worker_requests_in_flight{worker="7001"}') == 1
+    assert server.value('app_config_info{version="abc123"}') == 1
+    assert server.value("up") == 1
+    assert stats_server.requests, "the JSON source fetched /stats at scrape time"
 
 
-def test_the_exposition_passes_promtool(
-    start_exporter: StartExporter, stats_server: tuple[str, list[dict[str, str]]]
-) -> None:
+def test_the_exposition_passes_promtool(start_exporter: StartExporter, stats_server: HttpStub) -> None:
     promtool = require_tool("promtool", "it checks the exposition format")
-    exporter = start_exporter(json_url=stats_server[0])
+    exporter = start_exporter(json_url=stats_server.url + "/stats")
     exporter.send(
         "test.events.a:1|c",
         "test.latency:5|ms|#route:/x",
@@ -370,8 +306,7 @@ def test_an_invalid_mapping_stops_the_start_with_exit_2(tmp_path: Path) -> None:
         "STATSD_PORT": str(free_udp_port()),
     }
     process = ServiceProcess.python_module("metrics_exporter", env, tmp_path / "exporter.log").start()
-    assert process.proc is not None
-    assert process.proc.wait(30) == 2
+    assert process.wait(30) == 2
     errors = [line for line in process.output().splitlines() if line.startswith("metrics-exporter: ")]
     assert len(errors) == 1, process.output()
     assert errors[0].startswith(f"metrics-exporter: configuration error: EXPORTER_CONFIG: {mapping}: ")
@@ -396,11 +331,7 @@ def test_no_public_socket_accepts_a_reload(tmp_path: Path) -> None:
         tmp_path / "exporter.log",
     ).start()
     try:
-        wait_until(
-            lambda: network.request("GET", "http://127.0.0.1:9102/readyz")[0] == 200,
-            timeout=30,
-            message=f"exporter ready: {process.output()}",
-        )
+        process.wait_for(lambda: network.request("GET", "http://127.0.0.1:9102/readyz")[0] == 200, "/readyz")
         sockets = listening_sockets(process.pid)
         assert [s for s in sockets if not s.loopback_only], f"the admin port binds every interface: {sockets}"
         answers = {

@@ -91,9 +91,8 @@ def test_bad_input_is_counted_and_logged_never_a_crash(tmp_path: Path, sidecars:
         assert sidecar.metric("log_sidecar_malformed_records_total", reason="truncated") == 1
         # '{"broken": ' and any random garbage line that happens to start with "{".
         assert sidecar.metric("log_sidecar_malformed_records_total", reason="invalid_json") >= 1
-        assert sidecar.process is not None
         assert sidecar.process.running()
-        output = sidecar.output.read_text(errors="replace")
+        output = sidecar.process.output()
         assert "bad input" in output
         assert "Traceback" not in output
         assert sidecar.stop() == 0

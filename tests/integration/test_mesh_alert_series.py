@@ -12,7 +12,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, ScriptedApp, get
+from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, StartApp, StartProxy, get
 from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,17 +42,9 @@ def expiry(proxy: MeshProxy, certificate: str) -> set[float]:
     }
 
 
-def test_every_envoy_series_the_alert_rules_read_is_exposed(
-    tmp_path: Path, pki: Pki, apps: list[ScriptedApp], proxies: list[MeshProxy]
-) -> None:
-    app = ScriptedApp("api")
-    apps.append(app)
-    api = MeshProxy(tmp_path, "api", app_port=app.port)
-    pki.issue(API, api.cert_dir)
-    proxies.append(api.start())
-    web = MeshProxy(tmp_path, "web", upstream_ports=(api.inbound_port,))
-    pki.issue(WEB, web.cert_dir)
-    proxies.append(web.start())
+def test_every_envoy_series_the_alert_rules_read_is_exposed(start_app: StartApp, start_proxy: StartProxy) -> None:
+    api = start_proxy("api", API, app_port=start_app("api").port)
+    web = start_proxy("web", WEB, upstream_ports=(api.inbound_port,))
     assert get(web.outbound_port, "/api/greeting")[0] == 200
 
     # Every envoy_* word of the rules: a series name, or a label of one (envoy_tls_certificate).
@@ -68,11 +60,9 @@ def test_every_envoy_series_the_alert_rules_read_is_exposed(
 
 
 def test_the_expiry_the_alert_reads_follows_a_rotation_in_the_same_envoy(
-    tmp_path: Path, pki: Pki, apps: list[ScriptedApp], proxies: list[MeshProxy]
+    tmp_path: Path, pki: Pki, start_app: StartApp, proxies: list[MeshProxy]
 ) -> None:
-    app = ScriptedApp("api")
-    apps.append(app)
-    api = MeshProxy(tmp_path, "api", app_port=app.port)
+    api = MeshProxy(tmp_path, "api", app_port=start_app("api").port)
     short = pki.issue(API, api.cert_dir, validity=timedelta(hours=1))
     proxies.append(api.start())
     assert expiry(api, "workload") == {short.certificate.not_valid_after_utc.timestamp()}

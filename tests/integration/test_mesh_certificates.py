@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, ScriptedApp, get, peer_serial, tls_get
+from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, StartApp, StartProxy, get, peer_serial, tls_get
 from tests.support import wait_until
 
 WAITING = "not starting Envoy"
@@ -32,31 +32,28 @@ def port_closed(port: int) -> bool:
 
 
 def waiting_lines(proxy: MeshProxy) -> list[dict[str, object]]:
-    assert proxy.process is not None
     lines = [json.loads(line) for line in proxy.process.output().splitlines() if line.startswith('{"')]
     return [line for line in lines if str(line.get("msg", "")).startswith(WAITING)]
 
 
 def assert_waits_without_listening(proxy: MeshProxy, file: Path, reason: str) -> None:
     """One error line naming ``file``, repeated checks at DEBUG, and no port open meanwhile."""
-    wait_until(lambda: len(waiting_lines(proxy)) == 1, timeout=15, message=f"the waiting line\n{proxy.output()}")
-    wait_until(lambda: proxy.output().count('"still waiting') >= 3, timeout=15, message="re-checks")
+    proxy.process.wait_for(lambda: len(waiting_lines(proxy)) == 1, "the waiting line", timeout=15)
+    proxy.process.wait_for(lambda: proxy.process.output().count('"still waiting') >= 3, "re-checks", timeout=15)
     (line,) = waiting_lines(proxy)
     assert line["level"] == "error"
     assert line["file"] == str(file)
     assert reason in str(line["reason"])
     for port in (proxy.inbound_port, proxy.outbound_port, proxy.stats_port, proxy.admin_port):
         assert port_closed(port), f"port {port} is open while the certificates are unusable"
-    assert proxy.process is not None
     assert proxy.process.running()
 
 
 @pytest.mark.parametrize("case", ["missing", "expired"])
 def test_unusable_certificates_keep_envoy_down_until_fixed(
-    tmp_path: Path, pki: Pki, apps: list[ScriptedApp], proxies: list[MeshProxy], case: str
+    tmp_path: Path, pki: Pki, start_app: StartApp, proxies: list[MeshProxy], case: str
 ) -> None:
-    app = ScriptedApp("api")
-    apps.append(app)
+    app = start_app("api")
     proxy = MeshProxy(tmp_path, "api", app_port=app.port, LOG_LEVEL="DEBUG")
     if case == "expired":
         pki.issue(API, proxy.cert_dir, validity=timedelta(hours=1), now=datetime.now(UTC) - timedelta(hours=3))
@@ -66,7 +63,7 @@ def test_unusable_certificates_keep_envoy_down_until_fixed(
 
     pid = proxy.pid
     pki.issue(API, proxy.cert_dir)  # the fix: a (re-)issue, swapped in kubelet-style
-    wait_until(proxy.ready, timeout=30, message=f"ready after the fix\n{proxy.output()}")
+    proxy.wait_ready()  # after the fix
     assert proxy.pid == pid  # the wrapper exec'd Envoy in place
     assert len(waiting_lines(proxy)) == 1
     status, _ = tls_get(proxy.inbound_port, "/api/greeting", pki.client_context(WEB))
@@ -74,16 +71,12 @@ def test_unusable_certificates_keep_envoy_down_until_fixed(
 
 
 def test_rotation_under_a_client_loop_fails_no_request(
-    tmp_path: Path, pki: Pki, apps: list[ScriptedApp], proxies: list[MeshProxy]
+    tmp_path: Path, pki: Pki, start_app: StartApp, start_proxy: StartProxy, proxies: list[MeshProxy]
 ) -> None:
-    app = ScriptedApp("api")
-    apps.append(app)
-    api = MeshProxy(tmp_path, "api", app_port=app.port)
+    api = MeshProxy(tmp_path, "api", app_port=start_app("api").port)
     old = pki.issue(API, api.cert_dir)
     proxies.append(api.start())
-    web = MeshProxy(tmp_path, "web", upstream_ports=(api.inbound_port,))
-    pki.issue(WEB, web.cert_dir)
-    proxies.append(web.start())
+    web = start_proxy("web", WEB, upstream_ports=(api.inbound_port,))
     web_context = pki.client_context(WEB)
     assert peer_serial(api.inbound_port, web_context) == old.serial
 

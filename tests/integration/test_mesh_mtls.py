@@ -15,17 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, ScriptedApp, get, spiffe, tls_get
+from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, StartApp, StartProxy, get, spiffe, tls_get
+from tests.support.http_stub import HttpStub
 
 
 @pytest.fixture
-def api(tmp_path: Path, pki: Pki, apps: list[ScriptedApp], proxies: list[MeshProxy]) -> tuple[MeshProxy, ScriptedApp]:
-    app = ScriptedApp("api")
-    apps.append(app)
-    proxy = MeshProxy(tmp_path, "api", app_port=app.port)
-    pki.issue(API, proxy.cert_dir)
-    proxies.append(proxy.start())
-    return proxy, app
+def api(start_app: StartApp, start_proxy: StartProxy) -> tuple[MeshProxy, HttpStub]:
+    app = start_app("api")
+    return start_proxy("api", API, app_port=app.port), app
 
 
 def handshake_refused(port: int, context: ssl.SSLContext) -> bool:
@@ -37,7 +34,7 @@ def handshake_refused(port: int, context: ssl.SSLContext) -> bool:
     return False
 
 
-def test_plaintext_to_the_inbound_port_gets_no_answer(api: tuple[MeshProxy, ScriptedApp]) -> None:
+def test_plaintext_to_the_inbound_port_gets_no_answer(api: tuple[MeshProxy, HttpStub]) -> None:
     proxy, app = api
     with socket.create_connection(("127.0.0.1", proxy.inbound_port), timeout=5) as sock:
         sock.sendall(b"GET /api/greeting HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n")
@@ -46,50 +43,50 @@ def test_plaintext_to_the_inbound_port_gets_no_answer(api: tuple[MeshProxy, Scri
         except ConnectionResetError:
             answer = b""
     assert not answer.startswith(b"HTTP/"), answer
-    assert app.requests == 0
+    assert len(app.requests) == 0
 
 
-def test_tls_without_a_client_certificate_is_refused(api: tuple[MeshProxy, ScriptedApp], pki: Pki) -> None:
+def test_tls_without_a_client_certificate_is_refused(api: tuple[MeshProxy, HttpStub], pki: Pki) -> None:
     proxy, app = api
     assert handshake_refused(proxy.inbound_port, pki.client_context(None))
-    assert app.requests == 0
+    assert len(app.requests) == 0
     assert proxy.stat(f"listener.127.0.0.1_{proxy.inbound_port}.ssl.fail_verify_no_cert") >= 1
 
 
-def test_a_certificate_from_another_ca_is_refused(api: tuple[MeshProxy, ScriptedApp], pki: Pki, tmp_path: Path) -> None:
+def test_a_certificate_from_another_ca_is_refused(api: tuple[MeshProxy, HttpStub], pki: Pki, tmp_path: Path) -> None:
     proxy, app = api
     stranger = Pki(tmp_path / "other-pki")  # same SPIFFE ID, wrong signer
     context = stranger.client_context(WEB, trust=pki.directory / "ca" / "ca.crt")
     assert handshake_refused(proxy.inbound_port, context)
-    assert app.requests == 0
+    assert len(app.requests) == 0
     assert proxy.stat(f"listener.127.0.0.1_{proxy.inbound_port}.ssl.fail_verify_error") >= 1
 
 
-def test_web_identity_is_admitted_and_the_app_sees_who_called(api: tuple[MeshProxy, ScriptedApp], pki: Pki) -> None:
+def test_web_identity_is_admitted_and_the_app_sees_who_called(api: tuple[MeshProxy, HttpStub], pki: Pki) -> None:
     proxy, app = api
     status, _ = tls_get(proxy.inbound_port, "/api/greeting", pki.client_context(WEB))
     assert status == 200
-    assert app.requests == 1
-    assert f"URI={spiffe(WEB)}" in app.seen[-1]["x-forwarded-client-cert"]
+    assert len(app.requests) == 1
+    assert f"URI={spiffe(WEB)}" in app.requests[-1].headers["x-forwarded-client-cert"]
 
 
-def test_a_valid_identity_that_is_not_web_gets_403(api: tuple[MeshProxy, ScriptedApp], pki: Pki) -> None:
+def test_a_valid_identity_that_is_not_web_gets_403(api: tuple[MeshProxy, HttpStub], pki: Pki) -> None:
     proxy, app = api
     status, _ = tls_get(proxy.inbound_port, "/api/greeting", pki.client_context("intruder"))
     assert status == 403
-    assert app.requests == 0
+    assert len(app.requests) == 0
     assert proxy.stat("http.inbound.rbac.denied") == 1
 
 
 @pytest.mark.parametrize("path", ["/stats", "/-/reload", "/livez", "/readyz", "/api/../stats", "//stats", "/API/x"])
-def test_web_on_an_ops_path_gets_403(api: tuple[MeshProxy, ScriptedApp], pki: Pki, path: str) -> None:
+def test_web_on_an_ops_path_gets_403(api: tuple[MeshProxy, HttpStub], pki: Pki, path: str) -> None:
     proxy, app = api
     status, _ = tls_get(proxy.inbound_port, path, pki.client_context(WEB))
     assert status == 403
-    assert app.requests == 0
+    assert len(app.requests) == 0
 
 
-def test_the_stats_port_serves_only_ready_and_prometheus(api: tuple[MeshProxy, ScriptedApp]) -> None:
+def test_the_stats_port_serves_only_ready_and_prometheus(api: tuple[MeshProxy, HttpStub]) -> None:
     proxy, _ = api
     assert get(proxy.stats_port, "/ready")[0] == 200
     status, body = get(proxy.stats_port, "/stats/prometheus")
@@ -107,14 +104,13 @@ def test_the_stats_port_serves_only_ready_and_prometheus(api: tuple[MeshProxy, S
     ]:
         status, body = get(proxy.stats_port, path, method=method)
         assert status == 404, (path, method, body)
-    assert proxy.process is not None
     assert proxy.process.running(), "Envoy must survive /quitquitquit on 9903"
     assert get(proxy.stats_port, "/ready")[0] == 200
 
 
-def test_a_pod_without_an_upstream_answers_503_on_its_outbound_side(api: tuple[MeshProxy, ScriptedApp]) -> None:
+def test_a_pod_without_an_upstream_answers_503_on_its_outbound_side(api: tuple[MeshProxy, HttpStub]) -> None:
     proxy, app = api
     assert proxy.env["MESH_UPSTREAM_ADDRESSES"] == ""
     status, _ = get(proxy.outbound_port, "/api/greeting")
     assert status == 503
-    assert app.requests == 0
+    assert len(app.requests) == 0

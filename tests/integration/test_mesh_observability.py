@@ -9,33 +9,22 @@ stats port and sees web's outbound requests and the api's inbound ones.
 from __future__ import annotations
 
 import json
-import shutil
-import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.log_sidecar_process import Sidecar
-from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, ScriptedApp, get
-from tests.support import ServiceProcess, free_tcp_port, wait_until
-
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+from tests.integration.mesh_pod import API, WEB, MeshProxy, StartApp, StartProxy, get
+from tests.support import wait_until
+from tests.support.prometheus import StartPrometheus
 
 
 @pytest.fixture
-def pods(tmp_path: Path, pki: Pki, apps: list[ScriptedApp], proxies: list[MeshProxy]) -> tuple[MeshProxy, MeshProxy]:
+def pods(start_app: StartApp, start_proxy: StartProxy) -> tuple[MeshProxy, MeshProxy]:
     """(web, api): web's proxy in front of the api's, both writing access logs into their logs/."""
-    app = ScriptedApp("api")
-    apps.append(app)
-    api = MeshProxy(tmp_path, "api", app_port=app.port)
-    pki.issue(API, api.cert_dir)
-    proxies.append(api.start())
-    web = MeshProxy(tmp_path, "web", upstream_ports=(api.inbound_port,))
-    pki.issue(WEB, web.cert_dir)
-    proxies.append(web.start())
-    return web, api
+    api = start_proxy("api", API, app_port=start_app("api").port)
+    return start_proxy("web", WEB, upstream_ports=(api.inbound_port,)), api
 
 
 def access_lines(proxy: MeshProxy) -> list[dict[str, Any]]:
@@ -80,58 +69,19 @@ def test_access_log_lines_are_ecs_json_and_the_log_sidecar_ships_them(
         documents = [json.loads(line) for line in shipped.read_text().splitlines() if line.strip()]
         return [doc for doc in documents if doc.get("event.dataset") == "envoy.access"]
 
-    wait_until(lambda: len(shipped_access_lines()) == 4, timeout=30, message=f"shipped\n{sidecar.log_output()}")
+    sidecar.process.wait_for(lambda: len(shipped_access_lines()) == 4, "the access lines shipped")
     first = shipped_access_lines()[0]
     assert first["log"]["file"]["path"] == str(api.access_log)
     assert first["@timestamp"] == inbound["@timestamp"]
 
 
-@pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[list[ServiceProcess]]:
-    assert Path(PROMETHEUS).exists(), "install Debian's prometheus package (apt-get install prometheus)"
-    started: list[ServiceProcess] = []
-    yield started
-    for process in started:
-        process.stop()
-
-
-def prometheus_query(port: int, expression: str) -> list[dict[str, Any]]:
-    status, body = get(port, "/api/v1/query?" + urllib.parse.urlencode({"query": expression}))
-    assert status == 200, body
-    result: list[dict[str, Any]] = json.loads(body)["data"]["result"]
-    return result
-
-
 def test_prometheus_scrapes_envoy_on_the_stats_port(
-    tmp_path: Path, pods: tuple[MeshProxy, MeshProxy], prometheus: list[ServiceProcess]
+    pods: tuple[MeshProxy, MeshProxy], prometheus: StartPrometheus
 ) -> None:
     web, api = pods
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-        "scrape_configs:\n  - job_name: mesh\n    metrics_path: /stats/prometheus\n"
-        f"    static_configs:\n      - targets: ['127.0.0.1:{web.stats_port}', '127.0.0.1:{api.stats_port}']\n"
-    )
-    port = free_tcp_port()
-    process = ServiceProcess(
-        [
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        {},
-        tmp_path / "prometheus.log",
-    ).start()
-    prometheus.append(process)
-    wait_until(lambda: get(port, "/-/ready")[0] == 200, timeout=30, message=f"prometheus: {process.output()}")
+    value = prometheus([web.stats_port, api.stats_port], metrics_path="/stats/prometheus").value
     for _ in range(5):
         assert get(web.outbound_port, "/api/greeting")[0] == 200
-
-    def value(expression: str) -> float | None:
-        result = prometheus_query(port, expression)
-        return float(result[0]["value"][1]) if len(result) == 1 else None
 
     wait_until(lambda: value("sum(up)") == 2, timeout=30, message="both targets up")
     wait_until(

@@ -15,36 +15,30 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, ScriptedApp, get, policy
+from tests.integration.mesh_pod import API, WEB, MeshProxy, StartApp, StartProxy, get, policy
 from tests.support import wait_until
+from tests.support.http_stub import HttpStub
 
-Mesh = Callable[..., tuple[MeshProxy, list[ScriptedApp]]]
+Mesh = Callable[..., tuple[MeshProxy, list[HttpStub]]]
 
 
 @pytest.fixture
-def mesh(tmp_path: Path, pki: Pki, apps: list[ScriptedApp], proxies: list[MeshProxy]) -> Mesh:
+def mesh(start_app: StartApp, start_proxy: StartProxy) -> Mesh:
     """Start api pods (one per app; ``failing`` ones answer 500) and web's proxy in front of them."""
 
     def start(
         policy_files: dict[str, str] | None = None, failing: tuple[bool, ...] = (False,)
-    ) -> tuple[MeshProxy, list[ScriptedApp]]:
+    ) -> tuple[MeshProxy, list[HttpStub]]:
         api_apps, api_ports = [], []
         for index, fails in enumerate(failing):
-            app = ScriptedApp(f"api-{index}", fail_everything=fails)
-            apps.append(app)
-            api = MeshProxy(tmp_path, f"api-{index}", app_port=app.port)
-            pki.issue(API, api.cert_dir)
-            proxies.append(api.start())
+            app = start_app(f"api-{index}", fail_everything=fails)
             api_apps.append(app)
-            api_ports.append(api.inbound_port)
-        web = MeshProxy(tmp_path, "web", upstream_ports=tuple(api_ports), policy_files=policy_files)
-        pki.issue(WEB, web.cert_dir)
-        proxies.append(web.start())
+            api_ports.append(start_proxy(f"api-{index}", API, app_port=app.port).inbound_port)
+        web = start_proxy("web", WEB, upstream_ports=tuple(api_ports), policy_files=policy_files)
         return web, api_apps
 
     return start
@@ -74,7 +68,7 @@ def test_the_call_goes_through_both_proxies_with_mtls(mesh: Mesh) -> None:
     status, body = get(web.outbound_port, "/api/greeting")
     assert status == 200, body
     assert json.loads(body)["server"] == "api-0"
-    assert "URI=spiffe://sidecar-lab.local/ns/sidecar-lab/sa/web" in app.seen[-1]["x-forwarded-client-cert"]
+    assert "URI=spiffe://sidecar-lab.local/ns/sidecar-lab/sa/web" in app.requests[-1].headers["x-forwarded-client-cert"]
     assert web.stat("cluster.upstream.ssl.handshake") >= 1
 
 
@@ -95,7 +89,8 @@ def test_a_flaky_upstream_succeeds_through_retries_counted_in_stats(mesh: Mesh) 
     statuses = [client.get("/api/flaky")[0] for _ in range(calls)]
     client.close()
     assert statuses == [200] * calls
-    assert app.flaky_calls == 3 * calls  # two failures and a success behind every 200
+    flaky_calls = sum(request.route == "/api/flaky" for request in app.requests)
+    assert flaky_calls == 3 * calls  # two failures and a success behind every 200
     assert web.stat("cluster.upstream.upstream_rq_retry") == 2 * calls
     assert web.stat("cluster.upstream.upstream_rq_retry_success") == calls
 
@@ -108,7 +103,7 @@ def test_fault_abort_at_50_percent_lands_within_a_binomial_bound(mesh: Mesh) -> 
     client.close()
     mean, sigma = requests * 0.5, math.sqrt(requests * 0.5 * 0.5)
     assert abs(aborted - mean) <= 4.5 * sigma, f"{aborted} of {requests} aborted"
-    assert app.requests == requests - aborted  # an aborted call never leaves web's pod
+    assert len(app.requests) == requests - aborted  # an aborted call never leaves web's pod
     assert web.stat("http.outbound.fault.aborts_injected") == aborted
 
 
@@ -135,14 +130,14 @@ def test_the_failing_endpoint_is_ejected(mesh: Mesh) -> None:
         return web.stat("cluster.upstream.outlier_detection.ejections_active") == 1
 
     wait_until(ejected, timeout=20, interval=0, message="the failing endpoint ejected")
-    failed_before = failing.requests
+    failed_before = len(failing.requests)
     assert failed_before == 3  # ejected right after its third consecutive 5xx
     statuses = [client.get("/api/greeting")[0] for _ in range(20)]
     client.close()
     assert statuses == [200] * 20
-    assert failing.requests == failed_before, "no request reaches an ejected endpoint"
+    assert len(failing.requests) == failed_before, "no request reaches an ejected endpoint"
     assert web.stat("cluster.upstream.outlier_detection.ejections_enforced_consecutive_5xx") == 1
-    assert healthy.requests >= 20
+    assert len(healthy.requests) >= 20
 
 
 def test_a_policy_swap_is_in_force_within_a_second_in_the_same_process(mesh: Mesh) -> None:
@@ -160,7 +155,6 @@ def test_a_policy_swap_is_in_force_within_a_second_in_the_same_process(mesh: Mes
     took = time.monotonic() - swapped
     assert took < 1.0, f"the new policy took {took:.3f} s"
     assert web.pid == pid
-    assert web.process is not None
     assert web.process.running()
     assert web.stat("http.outbound.rds.outbound.update_success") == 2
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.support import wait_until
+from tests.support import ServiceProcess
 from tests.support.netns import PrivateNetwork, listening_sockets
 
 pytestmark = pytest.mark.unit
 
+# Not tests.support.http_stub: the server must run inside the private network namespace (a child
+# process) and bind 0.0.0.0 as well as loopback, since the test is about how those raw sockets are seen.
 SERVER = """
 import http.server, socketserver, threading
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -27,11 +29,11 @@ public.serve_forever()
 """
 
 
-def test_a_server_in_the_private_network_is_listed_and_reached() -> None:
+def test_a_server_in_the_private_network_is_listed_and_reached(tmp_path: Path) -> None:
     network = PrivateNetwork()
-    server = subprocess.Popen(network.command([sys.executable, "-c", SERVER]))
+    server = ServiceProcess(network.command([sys.executable, "-c", SERVER]), {}, tmp_path / "server.out").start()
     try:
-        wait_until(lambda: len(listening_sockets(server.pid)) == 2, 10)
+        server.wait_for(lambda: len(listening_sockets(server.pid)) == 2, "both sockets listening", timeout=10)
         sockets = listening_sockets(server.pid)
         assert [(s.address, s.port, s.loopback_only) for s in sockets] == [
             ("127.0.0.1", 18079, True),
@@ -42,5 +44,4 @@ def test_a_server_in_the_private_network_is_listed_and_reached() -> None:
         assert network.request("POST", "http://127.0.0.1:18079/x") == (200, "")
     finally:
         server.kill()
-        server.wait(5)
         network.close()

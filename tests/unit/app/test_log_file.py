@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from demo_app.log_file import LogFile
+from tests.support import FakeClock
 
 
 class Notices:
@@ -15,14 +16,6 @@ class Notices:
 
     def __call__(self, message: str, error: OSError | None) -> None:
         self.messages.append((message, error))
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_missing_directories_are_created(tmp_path: Path) -> None:
@@ -59,7 +52,7 @@ def test_after_a_truncation_lines_start_at_the_new_end_without_a_hole(tmp_path: 
 def test_an_unwritable_file_is_reported_once_and_retried_later(tmp_path: Path) -> None:
     blocker = tmp_path / "logs"
     blocker.write_text("a file where the log directory should be")
-    notices, clock = Notices(), Clock()
+    notices, clock = Notices(), FakeClock()
     log = LogFile(blocker / "app.log", notices, retry_seconds=5, clock=clock)
     assert not log.write(b"lost to the file, not to stdout\n")
     assert not log.write(b"again\n")
@@ -70,7 +63,7 @@ def test_an_unwritable_file_is_reported_once_and_retried_later(tmp_path: Path) -
     assert log.lines_failed == 2
     blocker.unlink()
     assert not log.write(b"too early to retry\n")
-    clock.now = 6
+    clock.advance(6)
     assert log.write(b"back\n")
     assert (blocker / "app.log").read_bytes() == b"back\n"
     assert notices.messages[-1] == (f"log file {blocker / 'app.log'} is writable again", None)

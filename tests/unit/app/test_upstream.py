@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -16,6 +12,7 @@ from flask.testing import FlaskClient
 from demo_app.state import EXTENSION_KEY, AppState
 from demo_app.tracing import FORWARDED_HEADERS, request_id, trace_id
 from tests.support import free_tcp_port
+from tests.support.http_stub import HttpStub, Reply
 from tests.unit.app.doubles import AppFactory, RecordingStatsd
 
 TRACE_HEADERS = {
@@ -29,58 +26,18 @@ TRACE_HEADERS = {
     "x-b3-sampled": "1",
     "x-b3-flags": "0",
 }
-
-
-@dataclass
-class Upstream:
-    """A tiny upstream app: records headers, answers as told, can hang until released."""
-
-    status: int = 200
-    body: bytes = b'{"greeting": "from upstream"}'
-    hang: threading.Event | None = None
-    seen: list[dict[str, str]] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+GREETING = b'{"greeting": "from upstream"}'
 
 
 @pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    state = Upstream()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            state.seen.append({key.lower(): value for key, value in self.headers.items()})
-            if state.hang is not None:
-                state.hang.wait(10)
-            try:
-                self.send_response(state.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(state.body)))
-                self.end_headers()
-                self.wfile.write(state.body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the app gave up waiting (the timeout test): expected
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    state.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.server.daemon_threads = True
-    thread = threading.Thread(target=state.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield state
-    if state.hang is not None:
-        state.hang.set()
-    state.server.shutdown()
-    state.server.server_close()
+def upstream(http_stub: HttpStub) -> HttpStub:
+    """A tiny upstream app answering a greeting; tests script other answers."""
+    http_stub.answer(Reply(body=GREETING))
+    return http_stub
 
 
 @pytest.fixture
-def web(make_app: AppFactory, upstream: Upstream) -> Iterator[FlaskClient]:
+def web(make_app: AppFactory, upstream: HttpStub) -> Iterator[FlaskClient]:
     app = make_app(upstream_url=upstream.url + "/", upstream_timeout_seconds=0.5)
     yield app.test_client()
     state = app.extensions[EXTENSION_KEY]
@@ -90,12 +47,13 @@ def web(make_app: AppFactory, upstream: Upstream) -> Iterator[FlaskClient]:
 
 
 def test_greeting_includes_upstream_answer_and_forwards_trace_headers(
-    web: FlaskClient, upstream: Upstream, statsd: RecordingStatsd
+    web: FlaskClient, upstream: HttpStub, statsd: RecordingStatsd
 ) -> None:
     response = web.get("/api/greeting", headers={**TRACE_HEADERS, "cookie": "not forwarded"})
     assert response.status_code == 200
     assert response.get_json()["upstream"] == {"greeting": "from upstream"}
-    (seen,) = upstream.seen
+    (call,) = upstream.requests
+    seen = call.headers
     for name, value in TRACE_HEADERS.items():
         assert seen.get(name) == value, name
     assert "cookie" not in seen
@@ -103,18 +61,17 @@ def test_greeting_includes_upstream_answer_and_forwards_trace_headers(
     assert any(line.startswith("app.upstream.duration:") and line.endswith("|ms") for line in statsd.lines)
 
 
-def test_request_id_is_created_and_forwarded_when_the_caller_sent_none(web: FlaskClient, upstream: Upstream) -> None:
+def test_request_id_is_created_and_forwarded_when_the_caller_sent_none(web: FlaskClient, upstream: HttpStub) -> None:
     response = web.get("/api/greeting")
-    assert upstream.seen[0]["x-request-id"] == response.headers["X-Request-Id"]
+    assert upstream.requests[0].headers["x-request-id"] == response.headers["X-Request-Id"]
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_upstream_5xx_is_relayed_as_is(
-    web: FlaskClient, upstream: Upstream, statsd: RecordingStatsd, status: int
+    web: FlaskClient, upstream: HttpStub, statsd: RecordingStatsd, status: int
 ) -> None:
     """An injected 503 (a mesh fault) or an upstream 504 shows as itself, not as our 502."""
-    upstream.status = status
-    upstream.body = b'{"error": "chaos"}'
+    upstream.answer(Reply(status, b'{"error": "chaos"}'))
     response = web.get("/api/greeting")
     assert response.status_code == status
     body = response.get_json()
@@ -125,9 +82,9 @@ def test_upstream_5xx_is_relayed_as_is(
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 429])
-def test_upstream_4xx_is_a_502_naming_the_upstream_status(web: FlaskClient, upstream: Upstream, status: int) -> None:
+def test_upstream_4xx_is_a_502_naming_the_upstream_status(web: FlaskClient, upstream: HttpStub, status: int) -> None:
     """A 4xx means our call was wrong: from the caller's side the gateway is bad."""
-    upstream.status = status
+    upstream.answer(Reply(status, GREETING))
     response = web.get("/api/greeting")
     assert response.status_code == 502
     body = response.get_json()
@@ -136,18 +93,17 @@ def test_upstream_4xx_is_a_502_naming_the_upstream_status(web: FlaskClient, upst
     assert f"answered {status}" in body["detail"]
 
 
-def test_upstream_invalid_json_is_a_502(web: FlaskClient, upstream: Upstream) -> None:
-    upstream.body = b"<html>not json</html>"
+def test_upstream_invalid_json_is_a_502(web: FlaskClient, upstream: HttpStub) -> None:
+    upstream.answer(Reply(body=b"<html>not json</html>"))
     response = web.get("/api/greeting")
     assert response.status_code == 502
     assert "invalid JSON" in response.get_json()["detail"]
     assert response.get_json()["upstream_status"] == 200
 
 
-def test_slow_upstream_is_cut_off_with_a_504(web: FlaskClient, upstream: Upstream, statsd: RecordingStatsd) -> None:
-    upstream.hang = threading.Event()
+def test_slow_upstream_is_cut_off_with_a_504(web: FlaskClient, upstream: HttpStub, statsd: RecordingStatsd) -> None:
+    upstream.answer(Reply(body=GREETING, delay=10))
     response = web.get("/api/greeting")
-    upstream.hang.set()
     assert response.status_code == 504
     assert response.get_json()["error"] == "gateway timeout"
     assert "upstream_status" not in response.get_json()  # it never answered
@@ -169,10 +125,10 @@ def test_unreachable_upstream_is_a_502(make_app: AppFactory, statsd: RecordingSt
 
 
 def test_credentials_in_the_upstream_url_never_reach_answers_or_logs(
-    make_app: AppFactory, upstream: Upstream, caplog: pytest.LogCaptureFixture
+    make_app: AppFactory, upstream: HttpStub, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    upstream.status = 503
+    upstream.answer(Reply(503, GREETING))
     app = make_app(upstream_url=upstream.url.replace("http://", "http://demo:s3cret@"), upstream_timeout_seconds=5)
     response = app.test_client().get("/api/greeting")
     state = app.extensions[EXTENSION_KEY]
@@ -183,7 +139,7 @@ def test_credentials_in_the_upstream_url_never_reach_answers_or_logs(
     assert response.get_json()["upstream"] == upstream.url + "/api/greeting"
     assert "s3cret" not in response.get_data(as_text=True)
     assert "s3cret" not in caplog.text
-    assert upstream.seen[0]["authorization"].startswith("Basic ")  # the call itself still authenticates
+    assert upstream.requests[0].headers["authorization"].startswith("Basic ")  # the call itself still authenticates
 
 
 @pytest.mark.parametrize(

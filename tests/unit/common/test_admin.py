@@ -13,14 +13,7 @@ from prometheus_client import CollectorRegistry, Counter
 from sidecar_common.admin import AdminServer, Endpoint, Request, Response, json_response
 from sidecar_common.heartbeat import Heartbeat
 from sidecar_common.lifecycle import StartupError
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import FakeClock
 
 
 @pytest.fixture
@@ -64,7 +57,7 @@ def test_livez_follows_the_heartbeat(server: tuple[AdminServer, Heartbeat, list[
     assert get(srv.port, "/livez")[0] == 503  # no beat yet
     hb.beat()
     assert get(srv.port, "/livez")[0] == 200
-    clock.now += 6
+    clock.advance(6)
     status, body, _ = get(srv.port, "/livez")
     assert status == 503
     assert "worker" in json.loads(body)["stale_heartbeats"]

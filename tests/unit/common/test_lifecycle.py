@@ -25,6 +25,7 @@ from sidecar_common.lifecycle import (
 )
 from sidecar_common.settings import SettingsError
 from sidecar_common.shutdown import GracefulShutdown
+from tests.support import FakeClock
 
 
 def test_backoff_grows_caps_and_resets() -> None:
@@ -222,13 +223,13 @@ def test_sighup_asks_a_reloadable_service_to_reload() -> None:
 
 
 def test_heartbeat_is_dead_after_three_missed_beats_of_its_own_interval() -> None:
-    now = [0.0]
-    beat = Heartbeat("worker", interval=2.0, clock=lambda: now[0])
+    clock = FakeClock()
+    beat = Heartbeat("worker", interval=2.0, clock=clock)
     assert not beat.alive()  # no beat yet
     beat.beat()
-    now[0] = 2.0 * MISSED_BEATS
+    clock.advance(2.0 * MISSED_BEATS)
     assert beat.alive()
-    now[0] += 0.01
+    clock.advance(0.01)
     assert not beat.alive()
     with pytest.raises(ValueError, match="interval"):
         Heartbeat("worker", interval=0)

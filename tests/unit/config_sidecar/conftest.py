@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from config_sidecar.app import ConfigSidecar
 from config_sidecar.settings import Settings
 from sidecar_common import content_version, read_config_files
 from tests.support import free_tcp_port, wait_until
+from tests.support.http_stub import HttpStub, Reply, Request, json_reply
 from tests.support.kubelet import KubeletVolume
 
 
@@ -34,70 +33,45 @@ def target(tmp_path: Path) -> Path:
 class FakeApp:
     """The app's ``POST /-/reload`` contract: re-read the config dir, answer with the version it now has.
 
-    ``refuse(True)`` closes the listening socket so connections are refused, like an
-    app that is still starting; ``refuse(False)`` listens again on the same port.
+    ``refuse(True)`` stops listening so connections are refused, like an app that is still
+    starting; ``refuse(False)`` listens again on the same port.
     """
 
     def __init__(self, config_dir: Path) -> None:
         self.config_dir = config_dir
-        self.port = free_tcp_port()
-        self.reloads: list[dict[str, Any]] = []
         self.answer_status = 200
-        self._server: ThreadingHTTPServer | None = None
-        self._lock = threading.Lock()
+        self.stub = HttpStub(self._reload, port=free_tcp_port())
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/-/reload"
+        return self.stub.url + "/-/reload"
 
-    def loaded_version(self) -> str | None:
-        try:
-            return content_version(read_config_files(self.config_dir))
-        except OSError:
-            return None
+    @property
+    def reloads(self) -> list[dict[str, Any]]:
+        return [request.json() for request in self.stub.requests]
 
     def refuse(self, refusing: bool) -> None:
-        with self._lock:
-            if refusing and self._server is not None:
-                self._server.shutdown()
-                self._server.server_close()
-                self._server = None
-            elif not refusing and self._server is None:
-                self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
-                self._server.daemon_threads = True
-                threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        if refusing:
+            self.stub.stop()
+        else:
+            self.stub.start()
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        app = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                app.reloads.append(json.loads(body or b"{}"))
-                version = app.loaded_version()
-                if app.answer_status == 200:
-                    payload = {"version": version, "previous": None, "changed": True, "loaded_at": "now"}
-                else:
-                    payload = {"error": "invalid config", "detail": "app.yaml: line 1: nope", "version": None}
-                data = json.dumps(payload).encode()
-                self.send_response(app.answer_status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
+    def _reload(self, request: Request) -> Reply:
+        if self.answer_status != 200:
+            invalid = {"error": "invalid config", "detail": "app.yaml: line 1: nope", "version": None}
+            return json_reply(invalid, self.answer_status)
+        try:
+            version: str | None = content_version(read_config_files(self.config_dir))
+        except OSError:
+            version = None
+        return json_reply({"version": version, "previous": None, "changed": True, "loaded_at": "now"})
 
 
 @pytest.fixture
 def fake_app(target: Path) -> Iterator[FakeApp]:
     app = FakeApp(target)
-    app.refuse(False)
-    yield app
-    app.refuse(True)
+    with app.stub:
+        yield app
 
 
 def fast_settings(source: Path, target: Path, **overrides: Any) -> Settings:
@@ -152,10 +126,15 @@ class RunningSidecar:
         return int(self.metric("config_sidecar_syncs_total", result="published"))
 
     def wait_published(self, version: str, timeout: float = 15.0) -> dict[str, Any]:
+        return self._wait_for("published", version, timeout)
+
+    def wait_applied(self, version: str, timeout: float = 15.0) -> dict[str, Any]:
+        """Wait until the app acknowledged ``version``; return that /status."""
+        return self._wait_for("applied", version, timeout)
+
+    def _wait_for(self, stage: str, version: str, timeout: float) -> dict[str, Any]:
         return wait_until(
-            lambda: (s := self.status())["published"]["version"] == version and s,
-            timeout,
-            message=f"published version {version}",
+            lambda: (s := self.status())[stage]["version"] == version and s, timeout, message=f"{stage} {version}"
         )
 
 

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import random
-import socket
 import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -20,6 +15,7 @@ from config_sidecar.notifier import ReloadError, ReloadNotifier, ReloadRequest
 from config_sidecar.status import SyncState
 from sidecar_common import Backoff, Heartbeat
 from tests.support import free_tcp_port, wait_until
+from tests.support.http_stub import HttpStub, Reply, json_reply
 
 
 class ScriptedReloader:
@@ -154,46 +150,13 @@ def test_propagation_is_observed_from_detection(state: SyncState) -> None:
 # --- HttpReloader against a real socket -------------------------------------------------------------
 
 
-class _App:
-    def __init__(self, status: int, body: bytes, delay: float = 0.0) -> None:
-        self.status, self.body, self.delay = status, body, delay
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-
-
-@pytest.fixture
-def app_server() -> Iterator[tuple[_App, str]]:
-    app = _App(200, b"")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            app.requests.append((self.path, dict(self.headers), body))
-            if app.delay:
-                threading.Event().wait(app.delay)
-            self.send_response(app.status)
-            self.send_header("Content-Length", str(len(app.body)))
-            self.end_headers()
-            self.wfile.write(app.body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    yield app, f"http://127.0.0.1:{server.server_address[1]}/-/reload"
-    server.shutdown()
-    server.server_close()
-
-
-def test_http_reload_posts_version_and_changed_keys(app_server: tuple[_App, str]) -> None:
-    app, url = app_server
-    app.body = json.dumps({"version": "abc", "previous": None, "changed": True, "loaded_at": "x"}).encode()
-    assert HttpReloader(url, timeout=5).reload(ReloadRequest("abc", ("app.yaml",))) == "abc"
-    path, headers, body = app.requests[0]
-    assert path == "/-/reload"
-    assert headers["Content-Type"] == "application/json"
-    assert json.loads(body) == {"version": "abc", "changed": ["app.yaml"]}
+def test_http_reload_posts_version_and_changed_keys(http_stub: HttpStub) -> None:
+    http_stub.answer(json_reply({"version": "abc", "previous": None, "changed": True, "loaded_at": "x"}))
+    assert HttpReloader(http_stub.url + "/-/reload", timeout=5).reload(ReloadRequest("abc", ("app.yaml",))) == "abc"
+    (request,) = http_stub.requests
+    assert (request.method, request.path) == ("POST", "/-/reload")
+    assert request.headers["content-type"] == "application/json"
+    assert request.json() == {"version": "abc", "changed": ["app.yaml"]}
 
 
 @pytest.mark.parametrize(
@@ -205,20 +168,16 @@ def test_http_reload_posts_version_and_changed_keys(app_server: tuple[_App, str]
         (200, b'{"status": "ok"}', "without a version"),
     ],
 )
-def test_http_reload_failures_carry_the_reason(
-    app_server: tuple[_App, str], status: int, body: bytes, reason_part: str
-) -> None:
-    app, url = app_server
-    app.status, app.body = status, body
+def test_http_reload_failures_carry_the_reason(http_stub: HttpStub, status: int, body: bytes, reason_part: str) -> None:
+    http_stub.answer(Reply(status, body))
     with pytest.raises(ReloadError) as info:
-        HttpReloader(url, timeout=5).reload(ReloadRequest("v"))
+        HttpReloader(http_stub.url, timeout=5).reload(ReloadRequest("v"))
     assert reason_part in info.value.reason
 
 
-def test_http_reload_without_verification_takes_any_2xx(app_server: tuple[_App, str]) -> None:
-    app, url = app_server
-    app.status, app.body = 204, b""
-    assert HttpReloader(url, timeout=5, verify_version=False).reload(ReloadRequest("v9")) == "v9"
+def test_http_reload_without_verification_takes_any_2xx(http_stub: HttpStub) -> None:
+    http_stub.answer(Reply(204))
+    assert HttpReloader(http_stub.url, timeout=5, verify_version=False).reload(ReloadRequest("v9")) == "v9"
 
 
 def test_http_reload_refused_and_timeout() -> None:
@@ -226,12 +185,6 @@ def test_http_reload_refused_and_timeout() -> None:
     with pytest.raises(ReloadError, match="connection refused"):
         HttpReloader(refused, timeout=2).reload(ReloadRequest("v"))
 
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(1)  # accepts the connection, never answers
-    try:
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}/-/reload"
-        with pytest.raises(ReloadError, match=r"no answer within 0\.3s"):
-            HttpReloader(url, timeout=0.3).reload(ReloadRequest("v"))
-    finally:
-        silent.close()
+    silent = HttpStub(Reply(delay=30))  # answers long after the reloader gave up
+    with silent, pytest.raises(ReloadError, match=r"no answer within 0\.3s"):
+        HttpReloader(silent.url, timeout=0.3).reload(ReloadRequest("v"))

@@ -40,7 +40,7 @@ def test_update_is_published_and_acknowledged_by_the_app(
     volume.write(first)
     sidecar = start_sidecar(make_settings(reload_url=fake_app.url))
     sidecar.wait_published(version_of(first))
-    wait_until(lambda: sidecar.status()["applied"]["version"] == version_of(first), 15, message="first applied")
+    sidecar.wait_applied(version_of(first))
 
     second = {"app.yaml": "greeting: two\n"}
     volume.write(second)
@@ -49,7 +49,7 @@ def test_update_is_published_and_acknowledged_by_the_app(
     assert published_files(target) == second
     assert (target / "app.yaml").read_text() == "greeting: two\n"  # the visible name shows it too
     assert status["published"]["changed"] == ["app.yaml"]
-    wait_until(lambda: sidecar.status()["applied"]["version"] == version_of(second), 15, message="second applied")
+    sidecar.wait_applied(version_of(second))
     assert fake_app.reloads[-1] == {"version": version_of(second), "changed": ["app.yaml"]}
     assert sidecar.status()["drift"]["drifting"] is False
     assert sidecar.metric("config_sidecar_drift") == 0
@@ -254,7 +254,7 @@ def test_app_down_while_notifying_retries_until_the_newest_version_is_acknowledg
     sidecar.wait_published(version_of(newest))
     fake_app.refuse(False)
 
-    wait_until(lambda: sidecar.status()["applied"]["version"] == version_of(newest), 15, message="newest applied")
+    sidecar.wait_applied(version_of(newest))
     assert sidecar.metric("config_sidecar_drift") == 0
     assert fake_app.reloads, "the app must have been told"
     assert {r["version"] for r in fake_app.reloads} == {version_of(newest)}  # the superseded one is never sent
@@ -274,7 +274,7 @@ def test_app_refusing_the_config_keeps_retrying_and_shows_its_reason(
     assert "422" in reason
     assert "app.yaml: line 1" in reason
     fake_app.answer_status = 200
-    wait_until(lambda: sidecar.status()["applied"]["version"] == version_of({"app.yaml": "greeting: x\n"}), 15)
+    sidecar.wait_applied(version_of({"app.yaml": "greeting: x\n"}))
 
 
 @pytest.mark.parametrize("save", ["in place", "write and rename"])
@@ -321,7 +321,7 @@ def test_unchanged_content_publishes_and_reloads_nothing(
     volume.write(files)
     sidecar = start_sidecar(make_settings(reload_url=fake_app.url))
     sidecar.wait_published(version_of(files))
-    wait_until(lambda: sidecar.status()["applied"]["version"] == version_of(files), 15)
+    sidecar.wait_applied(version_of(files))
     data_before = os.readlink(target / "..data")
     reloads_before = len(fake_app.reloads)
     unchanged_before = sidecar.metric("config_sidecar_syncs_total", result="unchanged")
@@ -349,7 +349,7 @@ def test_restart_adopts_the_published_set_and_confirms_it_with_the_app(
     data = os.readlink(target / "..data")
 
     second = start_sidecar(make_settings(reload_url=fake_app.url))
-    wait_until(lambda: second.status()["applied"]["version"] == version_of(files), 15, message="confirmed")
+    second.wait_applied(version_of(files))
     wait_until(lambda: second.metric("config_sidecar_syncs_total", result="unchanged") >= 1, 15, message="1st pass")
     assert second.published() == 0
     assert os.readlink(target / "..data") == data
@@ -534,7 +534,7 @@ def test_nested_items_are_published_changed_and_removed_and_acknowledged(
     first = {"app.yaml": "greeting: hi\n", "mesh/routes.yaml": "routes: [a]\n", "mesh/clusters.yaml": "clusters: [x]\n"}
     sidecar = start_sidecar(make_settings(reload_url=fake_app.url, resync_seconds=3600))
     sidecar.wait_published(version_of(first))
-    wait_until(lambda: sidecar.status()["applied"]["version"] == version_of(first), 15, message="applied")
+    sidecar.wait_applied(version_of(first))
     assert published_files(target) == first
     assert os.readlink(target / "mesh") == "..data/mesh"
     assert (target / "mesh" / "routes.yaml").read_text() == "routes: [a]\n"
@@ -554,7 +554,7 @@ def test_nested_items_are_published_changed_and_removed_and_acknowledged(
     finally:
         envoy.stop()
     assert (target / "mesh" / "routes.yaml").read_text() == "routes: [a, b]\n"
-    wait_until(lambda: sidecar.status()["applied"]["version"] == version_of(second), 15, message="applied")
+    sidecar.wait_applied(version_of(second))
     assert fake_app.reloads[-1] == {"version": version_of(second), "changed": ["mesh/routes.yaml"]}
 
     third = {"app.yaml": "greeting: hi\n"}

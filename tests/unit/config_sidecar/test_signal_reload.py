@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,7 +14,7 @@ import pytest
 from config_sidecar.notifier import ReloadError, ReloadRequest
 from config_sidecar.settings import Settings
 from config_sidecar.signal_reload import ProcessInfo, SignalReloader, find_targets, list_processes
-from tests.support import wait_until
+from tests.support import ServiceProcess, wait_until
 from tests.support.kubelet import KubeletVolume
 
 CHILD = """
@@ -53,13 +52,9 @@ def child(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     marker.write_text("")
     script = tmp_path / name  # run as "python <path>/<name>", so its program name is <name>
     script.write_text(CHILD)
-    proc = subprocess.Popen([sys.executable, str(script), str(marker)])
-    try:
-        wait_until(lambda: marker.read_text() == "0", 15, message="child ready")
+    with ServiceProcess([sys.executable, str(script), str(marker)], {}, tmp_path / "child.out") as process:
+        process.wait_for(lambda: marker.read_text() == "0", "its SIGHUP handler installed", timeout=15)
         yield name, marker
-    finally:
-        proc.kill()
-        proc.wait(5)
 
 
 def test_list_processes_sees_a_real_child(child: tuple[str, Path]) -> None:

@@ -15,25 +15,14 @@ from metrics_exporter.mapping import Mapper
 from metrics_exporter.settings import UnmappedPolicy
 from metrics_exporter.statsd.ingest import Ingestor
 from metrics_exporter.store import SeriesStore
+from tests.support import FakeClock
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-class FakeClock:
-    """A clock tests move by hand, for ttl expiry and log rate limits."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
+    """For ttl expiry and log rate limits."""
     return FakeClock()
 
 

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,6 +13,7 @@ from metrics_exporter.json_source import HttpJsonFetcher, JsonSource, RuleErrorR
 from metrics_exporter.self_metrics import SourceResult
 from metrics_exporter.sources import SourceError
 from tests.support import free_tcp_port
+from tests.support.http_stub import HttpStub, Reply, json_reply
 from tests.unit.exporter.conftest import render, samples_of, value
 
 STATS = {
@@ -29,52 +25,19 @@ STATS = {
 }
 
 
-@dataclass
-class FakeApp:
-    """What the tiny server answers; tests change it between requests."""
-
-    body: bytes = json.dumps(STATS).encode()
-    status: int = 200
-    delay_seconds: float = 0.0
-    requests: int = 0
-    release: threading.Event = field(default_factory=threading.Event)
-
-
 @pytest.fixture
-def app() -> Iterator[tuple[FakeApp, str]]:
-    state = FakeApp()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            state.requests += 1
-            if state.delay_seconds:
-                state.release.wait(state.delay_seconds)
-            self.send_response(state.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(state.body)))
-            self.end_headers()
-            self.wfile.write(state.body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield state, f"http://127.0.0.1:{server.server_address[1]}/stats"
-    state.release.set()
-    server.shutdown()
-    server.server_close()
+def app(http_stub: HttpStub) -> HttpStub:
+    """The app's /stats; tests script other answers."""
+    http_stub.answer(json_reply(STATS))
+    return http_stub
 
 
 def default_source(url: str) -> JsonSource:
     return JsonSource(HttpJsonFetcher(url), load_config(None).json_rules)
 
 
-def test_the_default_rules_read_the_apps_stats(app: tuple[FakeApp, str]) -> None:
-    _, url = app
-    found = samples_of(render(default_source(url).collect(timeout=5)))
+def test_the_default_rules_read_the_apps_stats(app: HttpStub) -> None:
+    found = samples_of(render(default_source(app.url + "/stats").collect(timeout=5)))
     assert value(found, "app_uptime_seconds") == 12.3
     assert value(found, "app_config_info", version="4f2a9c") == 1
     assert value(found, "app_requests_in_flight") == 1
@@ -85,13 +48,12 @@ def test_the_default_rules_read_the_apps_stats(app: tuple[FakeApp, str]) -> None
     assert value(found, "app_config_reloads_observed_total", result="refused") == 1
 
 
-def test_each_scrape_fetches_afresh(app: tuple[FakeApp, str]) -> None:
-    state, url = app
-    source = default_source(url)
+def test_each_scrape_fetches_afresh(app: HttpStub) -> None:
+    source = default_source(app.url + "/stats")
     source.collect(timeout=5)
-    state.body = json.dumps({**STATS, "uptime_seconds": 99}).encode()
+    app.answer(json_reply({**STATS, "uptime_seconds": 99}))
     assert value(samples_of(render(source.collect(timeout=5))), "app_uptime_seconds") == 99
-    assert state.requests == 2
+    assert len(app.requests) == 2
 
 
 @pytest.mark.parametrize(
@@ -103,11 +65,10 @@ def test_each_scrape_fetches_afresh(app: tuple[FakeApp, str]) -> None:
         (200, b"[" * 100_000, "invalid_json"),  # nested beyond the parser's recursion limit
     ],
 )
-def test_a_bad_answer_is_a_source_error(app: tuple[FakeApp, str], status: int, body: bytes, reason: str) -> None:
-    state, url = app
-    state.status, state.body = status, body
+def test_a_bad_answer_is_a_source_error(app: HttpStub, status: int, body: bytes, reason: str) -> None:
+    app.answer(Reply(status, body))
     with pytest.raises(SourceError) as caught:
-        default_source(url).collect(timeout=5)
+        default_source(app.url + "/stats").collect(timeout=5)
     assert caught.value.reason == reason
 
 
@@ -117,20 +78,18 @@ def test_an_app_that_is_down_is_a_source_error() -> None:
     assert caught.value.reason == "connection"
 
 
-def test_an_oversized_body_is_refused(app: tuple[FakeApp, str]) -> None:
-    state, url = app
-    state.body = b"[" + b"1," * 5000 + b"1]"
+def test_an_oversized_body_is_refused(app: HttpStub) -> None:
+    app.answer(Reply(body=b"[" + b"1," * 5000 + b"1]"))
     with pytest.raises(SourceError) as caught:
-        JsonSource(HttpJsonFetcher(url, max_body_bytes=1000)).collect(timeout=5)
+        JsonSource(HttpJsonFetcher(app.url + "/stats", max_body_bytes=1000)).collect(timeout=5)
     assert caught.value.reason == "too_large"
 
 
-def test_a_slow_app_is_cut_off_at_the_deadline(app: tuple[FakeApp, str]) -> None:
-    state, url = app
-    state.delay_seconds = 30
+def test_a_slow_app_is_cut_off_at_the_deadline(app: HttpStub) -> None:
+    app.answer(json_reply(STATS, delay=30))
     started = time.monotonic()
     with pytest.raises(SourceError) as caught:
-        default_source(url).collect(timeout=0.3)
+        default_source(app.url + "/stats").collect(timeout=0.3)
     assert caught.value.reason == "timeout"
     # Functional bound, far above the 0.3 s asked for: the 30 s answer was not waited for.
     assert time.monotonic() - started < 10
@@ -196,10 +155,9 @@ def test_app_down_sets_up_to_zero_and_the_page_still_serves() -> None:
     assert not any(name.startswith("app_") for name, _ in found)
 
 
-def test_the_scrape_timeout_header_shortens_the_fetch(app: tuple[FakeApp, str]) -> None:
-    state, url = app
-    state.delay_seconds = 30
-    exposition = exposition_for(url, timeout=20, margin=0.2)
+def test_the_scrape_timeout_header_shortens_the_fetch(app: HttpStub) -> None:
+    app.answer(json_reply(STATS, delay=30))
+    exposition = exposition_for(app.url + "/stats", timeout=20, margin=0.2)
     started = time.monotonic()
     page = exposition.scrape(scrape_timeout=0.7)  # Prometheus would give up after 0.7 s
     elapsed = time.monotonic() - started

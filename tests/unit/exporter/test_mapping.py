@@ -8,7 +8,8 @@ import pytest
 
 from metrics_exporter.settings import UnmappedPolicy
 from metrics_exporter.statsd.parser import Reason
-from tests.unit.exporter.conftest import FakeClock, Pipeline, exposition, ingest_lines, render, samples_of, value
+from tests.support import FakeClock
+from tests.unit.exporter.conftest import Pipeline, exposition, ingest_lines, render, samples_of, value
 
 Build = Callable[..., Pipeline]
 

@@ -10,7 +10,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from metrics_exporter.service import Exporter
 from metrics_exporter.settings import Settings
 from sidecar_common import SettingsError, load_settings
 from tests.support import wait_until
+from tests.support.http_stub import HttpStub, Reply
 from tests.unit.exporter.conftest import Samples, samples_of, value
 
 MAPPING_V1 = """
@@ -271,39 +271,20 @@ def test_stop_closes_every_port(start_exporter: StartExporter, stop_exporter: St
     exporter.close()  # idempotent
 
 
-class SlowStats(BaseHTTPRequestHandler):
-    release = threading.Event()
-
-    def do_GET(self) -> None:
-        self.release.wait(30)
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def test_the_scrape_timeout_header_reaches_the_json_source(start_exporter: StartExporter) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowStats)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        exporter = start_exporter(
-            EXPORTER_JSON_URL=f"http://127.0.0.1:{server.server_address[1]}/stats",
-            EXPORTER_JSON_TIMEOUT_SECONDS="25",
-            EXPORTER_SCRAPE_TIMEOUT_MARGIN_SECONDS="0.2",
-        )
-        started = time.monotonic()
-        found = scrape(exporter, headers={"X-Prometheus-Scrape-Timeout-Seconds": "1"})
-        elapsed = time.monotonic() - started
-        assert value(found, "exporter_source_up", source="json") == 0
-        assert value(found, "exporter_source_up", source="statsd") == 1
-        # Functional bound: without the header the exporter would have waited the configured 25 s.
-        assert elapsed < 15
-    finally:
-        SlowStats.release.set()
-        server.shutdown()
-        server.server_close()
+def test_the_scrape_timeout_header_reaches_the_json_source(start_exporter: StartExporter, http_stub: HttpStub) -> None:
+    http_stub.answer(Reply(delay=30))  # the app's /stats is stuck
+    exporter = start_exporter(
+        EXPORTER_JSON_URL=f"{http_stub.url}/stats",
+        EXPORTER_JSON_TIMEOUT_SECONDS="25",
+        EXPORTER_SCRAPE_TIMEOUT_MARGIN_SECONDS="0.2",
+    )
+    started = time.monotonic()
+    found = scrape(exporter, headers={"X-Prometheus-Scrape-Timeout-Seconds": "1"})
+    elapsed = time.monotonic() - started
+    assert value(found, "exporter_source_up", source="json") == 0
+    assert value(found, "exporter_source_up", source="statsd") == 1
+    # Functional bound: without the header the exporter would have waited the configured 25 s.
+    assert elapsed < 15
 
 
 def test_an_invalid_mapping_at_start_is_a_configuration_error_naming_the_variable(tmp_path: Path) -> None:

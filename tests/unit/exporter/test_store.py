@@ -15,7 +15,8 @@ from metrics_exporter.self_metrics import SourceResult, self_metrics
 from metrics_exporter.statsd.ingest import Ingestor
 from metrics_exporter.statsd.parser import Reason
 from metrics_exporter.store import SeriesStore
-from tests.unit.exporter.conftest import FakeClock, Pipeline, exposition, ingest_lines, render, samples_of, value
+from tests.support import FakeClock
+from tests.unit.exporter.conftest import Pipeline, exposition, ingest_lines, render, samples_of, value
 
 Build = Callable[..., Pipeline]
 

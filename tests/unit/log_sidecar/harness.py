@@ -15,19 +15,7 @@ from log_sidecar.pipeline import Pipeline
 from log_sidecar.settings import Settings
 from log_sidecar.sinks.base import ItemFailure, SendResult
 from log_sidecar.sinks.file import describe_line, with_id
-
-
-class ManualClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support import FakeClock
 
 
 class FakeSink:
@@ -113,7 +101,7 @@ class Harness:
     """The service's own Pipeline on one state dir, without threads: ``pump()`` runs turns until idle.
 
     ``overrides`` are Settings fields (``rotate_wait_seconds=1.0``); ``wall_start`` puts the
-    wall clock on a ManualClock too.
+    wall clock on a FakeClock too.
     """
 
     def __init__(
@@ -122,8 +110,8 @@ class Harness:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.settings = dataclasses.replace(Settings(), state_dir=state_dir, **{**HARNESS_SETTINGS, **overrides})
         self.settings.validate()
-        self.clock = ManualClock()
-        self.wall_clock: Callable[[], float] = time.time if wall_start is None else ManualClock(wall_start)
+        self.clock = FakeClock()
+        self.wall_clock: Callable[[], float] = time.time if wall_start is None else FakeClock(wall_start)
         self.registry = CollectorRegistry()
         self.sink = sink or FakeSink()
         self.pipeline = Pipeline(self.settings, self.sink, self.registry, clock=self.clock, wall_clock=self.wall_clock)

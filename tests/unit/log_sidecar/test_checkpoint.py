@@ -10,6 +10,7 @@ import pytest
 
 from log_sidecar.acks import AckTracker
 from log_sidecar.checkpoint import CheckpointError, CheckpointStore, FileEntry
+from tests.support import FakeClock
 
 
 def entry(key: str = "k" * 16, ino: int = 7, offset: int = 0, dev: int = 1) -> FileEntry:
@@ -82,13 +83,13 @@ def test_candidates_tolerate_a_changed_device_number(tmp_path: Path) -> None:
 
 
 def test_closed_entries_are_purged_after_the_retention(tmp_path: Path) -> None:
-    now = [1000.0]
-    store = CheckpointStore(tmp_path, clock=lambda: now[0], retention_seconds=60)
+    clock = FakeClock()
+    store = CheckpointStore(tmp_path, clock=clock, retention_seconds=60)
     store.put(entry())
     store.mark_closed("k" * 16)
     store.save()
     assert len(store.entries()) == 1
-    now[0] += 61
+    clock.advance(61)
     store.save(force=True)
     assert store.entries() == []
 

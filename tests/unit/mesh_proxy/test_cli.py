@@ -16,7 +16,7 @@ import pytest
 
 from mesh_proxy import ca, cert_dir
 from mesh_proxy.startup import Startup
-from tests.support import wait_until
+from tests.support import ServiceProcess, wait_until
 from tests.unit.mesh_proxy.conftest import ROOT, settings
 
 
@@ -111,24 +111,18 @@ def test_a_missing_log_directory_exits_3_naming_the_variable(tmp_path: Path) -> 
 
 
 def test_sigterm_while_waiting_for_certificates_exits_0(tmp_path: Path) -> None:
-    with subprocess.Popen(
-        [sys.executable, "-m", "mesh_proxy"],
-        env={
-            **os.environ,
-            "MESH_RUN_DIR": str(tmp_path / "run"),
-            "MESH_ACCESS_LOG": "",
-            "MESH_CERT_DIR": str(tmp_path / "certs"),
-            "MESH_RETRY_SECONDS": "0.05",
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as process:
-        assert process.stdout is not None
-        first = process.stdout.readline()  # the one "not starting Envoy" line
+    env = {
+        "MESH_RUN_DIR": str(tmp_path / "run"),
+        "MESH_ACCESS_LOG": "",
+        "MESH_CERT_DIR": str(tmp_path / "certs"),
+        "MESH_RETRY_SECONDS": "0.05",
+    }
+    with ServiceProcess.python_module("mesh_proxy", env, tmp_path / "proxy.out") as process:
+        process.wait_for(lambda: "\n" in process.output(), "its first line")
+        first = process.output().splitlines()[0]  # the one "not starting Envoy" line
         assert "not starting Envoy" in first
         assert str(tmp_path / "certs" / "tls.crt") in first
-        process.send_signal(signal.SIGTERM)
+        process.signal(signal.SIGTERM)
         assert process.wait(10) == 0
 
 
