@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.mesh_pod import API, WEB, MeshProxy, Pki, ScriptedApp, get, policy
+from tests.integration.mesh_pod import API, WEB, MeshProxy, StartApp, StartProxy, get, policy
 from tests.support import ServiceProcess, free_tcp_port, wait_until
 from tests.support.kubelet import KubeletVolume
 
@@ -51,12 +51,9 @@ class WebPod:
 
 
 @pytest.fixture
-def web_pod(tmp_path: Path, pki: Pki, apps: list[ScriptedApp], proxies: list[MeshProxy]) -> Iterator[WebPod]:
-    app = ScriptedApp("api")
-    apps.append(app)
-    api = MeshProxy(tmp_path, "api", app_port=app.port)
-    pki.issue(API, api.cert_dir)
-    proxies.append(api.start())
+def web_pod(tmp_path: Path, start_app: StartApp, start_proxy: StartProxy) -> Iterator[WebPod]:
+    app = start_app("api")
+    api = start_proxy("api", API, app_port=app.port)
 
     source = KubeletVolume(tmp_path / "web" / "config-source")
     source.write({**APP_YAML, **policy()})
@@ -74,9 +71,7 @@ def web_pod(tmp_path: Path, pki: Pki, apps: list[ScriptedApp], proxies: list[Mes
     sidecar = ServiceProcess.python_module("config_sidecar", env, tmp_path / "web" / "config-sidecar.out").start()
     wait_until(lambda: (target / "mesh" / "routes.yaml").exists(), 30, message=f"first publish\n{sidecar.output()}")
 
-    proxy = MeshProxy(tmp_path, "web-proxy", upstream_ports=(api.inbound_port,), MESH_POLICY_DIR=str(target))
-    pki.issue(WEB, proxy.cert_dir)
-    proxies.append(proxy.start())
+    proxy = start_proxy("web-proxy", WEB, upstream_ports=(api.inbound_port,), MESH_POLICY_DIR=str(target))
     yield WebPod(source, sidecar, admin_port, proxy)
     assert sidecar.stop() == 0, sidecar.output()
 
