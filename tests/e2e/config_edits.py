@@ -22,5 +22,5 @@ def write_atomically(path: Path, text: str) -> None:
 
 def app_config(stack: Stack) -> dict[str, Any]:
     """The app's /api/config: its version and effective config."""
-    body: dict[str, Any] = stack.get_json(f"{stack.app}/api/config")
+    body: dict[str, Any] = stack.app_json("/api/config")
     return body

@@ -45,9 +45,9 @@ def stack() -> Stack:
         _unavailable("no docker CLI on this machine")
     found = Stack.from_environment()
     try:
-        requests.get(f"{found.app}/livez", timeout=HTTP_TIMEOUT_SECONDS).raise_for_status()
+        requests.get(f"{found.config_sidecar}/livez", timeout=HTTP_TIMEOUT_SECONDS).raise_for_status()
     except requests.RequestException as error:
-        _unavailable(f"no compose stack answers on {found.app} ({type(error).__name__})")
+        _unavailable(f"no compose stack answers on {found.config_sidecar} ({type(error).__name__})")
     try:
         found.emulator_docs()
     except requests.RequestException:

@@ -1,8 +1,9 @@
 """The running compose stack as the e2e tests see it: its 127.0.0.1 ports and its containers.
 
 Everything goes through the ports published on 127.0.0.1 (the way a person uses the
-stack) or through the `docker` CLI (restarts, inspection); nothing reaches into a
-container's network.
+stack) or through the `docker` CLI (restarts, inspection, and `docker exec` into a pod's
+pause container for what only the pod's own localhost reaches: the api app listens on
+127.0.0.1 only, behind its mesh proxy, as `kubectl exec` would reach it in Kubernetes).
 """
 
 from __future__ import annotations
@@ -23,14 +24,37 @@ HTTP_TIMEOUT_SECONDS = 5.0
 DOCKER_TIMEOUT_SECONDS = 180.0
 # Host ports when neither the environment nor .env names them (the .env defaults).
 DEFAULT_PORTS = {
-    "APP_PORT": 8080,
     "CONFIG_SIDECAR_PORT": 8081,
     "LOG_SIDECAR_PORT": 8082,
     "EXPORTER_PORT": 9102,
+    "MESH_INBOUND_PORT": 8443,
+    "MESH_STATS_PORT": 9903,
     "WEB_PORT": 8090,
+    "WEB_CONFIG_SIDECAR_PORT": 8181,
+    "WEB_LOG_SIDECAR_PORT": 8182,
+    "WEB_MESH_STATS_PORT": 10003,
     "ELASTICSEARCH_PORT": 9200,
     "PROMETHEUS_PORT": 9090,
 }
+# Each pod's pause container: it holds the pod's network namespace and never restarts.
+PAUSE = {"api": "pause", "web": "web-pause"}
+APP_PORT_IN_POD = 8080
+# HTTP from inside a pod's namespace (run by the pause image's python3): one JSON line per answer.
+IN_POD_CLIENT = r"""
+import json, sys, urllib.error, urllib.request
+url, method, headers, count = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])
+answers = []
+for _ in range(count):
+    request = urllib.request.Request(url, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            answers.append({"status": response.status, "body": response.read().decode()})
+    except urllib.error.HTTPError as error:
+        answers.append({"status": error.code, "body": error.read().decode()})
+    except OSError as error:  # no HTTP answer at all: refused, reset, closed
+        answers.append({"status": None, "body": "", "error": repr(error)})
+print(json.dumps(answers))
+"""
 
 
 class DockerCommandError(Exception):
@@ -75,12 +99,25 @@ def run_docker(argv: list[str], env: Mapping[str, str] | None = None, timeout: f
 
 
 @dataclass(frozen=True)
+class PodAnswer:
+    """What a request from inside a pod got: the status (None: no HTTP answer), the body, the error."""
+
+    status: int | None
+    body: str
+    error: str | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
 class Stack:
     """One running compose project and the host ports it publishes."""
 
     project: str
     ports: Mapping[str, int]
     config_source: Path | None
+    web_config_source: Path | None = None
 
     @classmethod
     def from_environment(cls) -> Stack:
@@ -93,23 +130,31 @@ class Stack:
         ports = {name: int(value(name, str(default))) for name, default in DEFAULT_PORTS.items()}
         project = value("COMPOSE_PROJECT_NAME", "sidecar-lab")
         source = os.environ.get("E2E_CONFIG_SOURCE")
-        return cls(project=project, ports=ports, config_source=Path(source) if source else None)
+        web_source = os.environ.get("E2E_WEB_CONFIG_SOURCE")
+        return cls(
+            project=project,
+            ports=ports,
+            config_source=Path(source) if source else None,
+            web_config_source=Path(web_source) if web_source else None,
+        )
 
     def with_discovered_config_source(self) -> Stack:
-        """Fill in the config source from the running config sidecar's bind mount if unknown."""
-        if self.config_source is not None:
-            return self
-        for mount in self.inspect("config-sidecar")["Mounts"]:
+        """Fill in the config sources from the running config sidecars' bind mounts if unknown."""
+        return Stack(
+            self.project,
+            self.ports,
+            self.config_source or self._mounted_source("config-sidecar"),
+            self.web_config_source or self._mounted_source("web-config-sidecar"),
+        )
+
+    def _mounted_source(self, service: str) -> Path:
+        for mount in self.inspect(service)["Mounts"]:
             if mount.get("Destination") == "/config-source":
-                return Stack(self.project, self.ports, Path(mount["Source"]))
-        raise AssertionError("the config-sidecar container has no /config-source mount")
+                return Path(mount["Source"])
+        raise AssertionError(f"the {service} container has no /config-source mount")
 
     def url(self, port_name: str, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.ports[port_name]}{path}"
-
-    @property
-    def app(self) -> str:
-        return self.url("APP_PORT", "")
 
     @property
     def config_sidecar(self) -> str:
@@ -128,6 +173,24 @@ class Stack:
         return self.url("WEB_PORT", "")
 
     @property
+    def web_config_sidecar(self) -> str:
+        return self.url("WEB_CONFIG_SIDECAR_PORT", "")
+
+    @property
+    def web_log_sidecar(self) -> str:
+        return self.url("WEB_LOG_SIDECAR_PORT", "")
+
+    @property
+    def mesh_stats(self) -> str:
+        """The api pod's Envoy: /ready and /stats/prometheus."""
+        return self.url("MESH_STATS_PORT", "")
+
+    @property
+    def web_mesh_stats(self) -> str:
+        """The web pod's Envoy: /ready and /stats/prometheus."""
+        return self.url("WEB_MESH_STATS_PORT", "")
+
+    @property
     def elasticsearch(self) -> str:
         return self.url("ELASTICSEARCH_PORT", "")
 
@@ -138,10 +201,12 @@ class Stack:
     # --- docker -----------------------------------------------------------------------
 
     def compose_env(self) -> dict[str, str]:
-        """The environment compose needs to interpolate the CI override (the config copy)."""
+        """The environment compose needs to interpolate the CI override (the config copies)."""
         env = dict(os.environ)
         if self.config_source is not None:
             env["E2E_CONFIG_SOURCE"] = str(self.config_source)
+        if self.web_config_source is not None:
+            env["E2E_WEB_CONFIG_SOURCE"] = str(self.web_config_source)
         return env
 
     def compose(self, *args: str, timeout: float = DOCKER_TIMEOUT_SECONDS) -> str:
@@ -172,6 +237,38 @@ class Stack:
         return self.compose("exec", "-T", service, *argv)
 
     # --- HTTP -------------------------------------------------------------------------
+
+    def in_pod(
+        self,
+        port: int,
+        path: str,
+        *,
+        pod: str = "api",
+        host: str = "127.0.0.1",
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        count: int = 1,
+    ) -> list[PodAnswer]:
+        """``count`` requests to http://<host>:<port><path> from inside the pod's network namespace."""
+        pause = self.container_ids(PAUSE[pod])
+        if len(pause) != 1:
+            raise AssertionError(f"expected one running {PAUSE[pod]} container, found {len(pause)}")
+        url = f"http://{host}:{port}{path}"
+        argv = ["docker", "exec", pause[0], "python3", "-c", IN_POD_CLIENT, url, method]
+        output = run_docker(
+            [*argv, json.dumps(dict(headers or {})), str(count)], timeout=HTTP_TIMEOUT_SECONDS * count + 30
+        )
+        return [PodAnswer(a["status"], a["body"], a.get("error")) for a in json.loads(output)]
+
+    def app_get(self, path: str, headers: Mapping[str, str] | None = None) -> PodAnswer:
+        """GET the api pod's app on its 127.0.0.1:8080, the only place it listens (behind its Envoy)."""
+        return self.in_pod(APP_PORT_IN_POD, path, headers=headers)[0]
+
+    def app_json(self, path: str) -> Any:
+        answer = self.app_get(path)
+        if answer.status != 200:
+            raise AssertionError(f"GET {path} on the app answered {answer.status}: {answer.body or answer.error}")
+        return answer.json()
 
     def get_json(self, url: str, **params: str) -> Any:
         response = requests.get(url, params=params, timeout=HTTP_TIMEOUT_SECONDS)

@@ -50,7 +50,7 @@ def test_editing_the_mounted_config_reloads_the_running_app(stack: Stack, config
     assert after is not None
     assert after["version"] != before["version"]
     assert after["config"]["greeting"] == greeting
-    served = stack.get_json(f"{stack.app}/api/greeting")
+    served = stack.app_json("/api/greeting")
     assert served["greeting"] == greeting
     assert served["config_version"] == expected_version
 
@@ -68,4 +68,4 @@ def test_invalid_config_is_refused_and_the_app_keeps_the_last_good_one(stack: St
         message="the config sidecar refusing the broken app.yaml",
     )
     assert app_config(stack)["version"] == good_version
-    assert requests.get(f"{stack.app}/readyz", timeout=HTTP_TIMEOUT_SECONDS).status_code == 200
+    assert stack.app_get("/readyz").status == 200

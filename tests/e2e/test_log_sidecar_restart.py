@@ -10,9 +10,7 @@ import json
 import uuid
 from collections import Counter
 
-import requests
-
-from tests.e2e.stack import HTTP_TIMEOUT_SECONDS, Stack, field
+from tests.e2e.stack import Stack, field
 from tests.support import wait_until
 
 REQUESTS_PER_PHASE = 30
@@ -24,10 +22,8 @@ APP_LOG = "/var/log/app/app.log"
 def send_requests(stack: Stack, prefix: str, count: int) -> None:
     """Requests whose X-Request-Id (logged as http.request.id) starts with ``prefix``."""
     for number in range(count):
-        response = requests.get(
-            f"{stack.app}/api/greeting", headers={"X-Request-Id": f"{prefix}-{number}"}, timeout=HTTP_TIMEOUT_SECONDS
-        )
-        assert response.status_code == 200
+        answer = stack.app_get("/api/greeting", headers={"X-Request-Id": f"{prefix}-{number}"})
+        assert answer.status == 200
 
 
 def written_request_ids(stack: Stack, run: str) -> Counter[str]:

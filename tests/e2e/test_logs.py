@@ -5,9 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import requests
-
-from tests.e2e.stack import HTTP_TIMEOUT_SECONDS, Stack, field
+from tests.e2e.stack import Stack, field
 from tests.support import wait_until
 
 SHIPPING_TIMEOUT_SECONDS = 60.0
@@ -21,10 +19,8 @@ def docs_with_request_id(stack: Stack, request_id: str) -> list[dict[str, Any]]:
 
 def test_request_log_line_reaches_elasticsearch_with_pod_metadata(stack: Stack) -> None:
     request_id = f"e2e-logs-{uuid.uuid4()}"
-    response = requests.get(
-        f"{stack.app}/api/greeting", headers={"X-Request-Id": request_id}, timeout=HTTP_TIMEOUT_SECONDS
-    )
-    assert response.status_code == 200
+    answer = stack.app_get("/api/greeting", headers={"X-Request-Id": request_id})
+    assert answer.status == 200
 
     docs = wait_until(
         lambda: docs_with_request_id(stack, request_id),

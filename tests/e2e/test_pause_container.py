@@ -21,10 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar_common import content_version, read_config_files
 from tests.e2e.config_edits import APP_CONFIG, RELOAD_TIMEOUT_SECONDS, app_config, write_atomically
-from tests.e2e.stack import HTTP_TIMEOUT_SECONDS, Stack, field, inspect_container, run_docker
+from tests.e2e.stack import APP_PORT_IN_POD, HTTP_TIMEOUT_SECONDS, Stack, field, inspect_container, run_docker
 from tests.support import wait_until
 
-SIDECARS = ("config-sidecar", "log-sidecar", "exporter")
+SIDECARS = ("config-sidecar", "log-sidecar", "exporter", "mesh-proxy")
 RESTART_TIMEOUT_SECONDS = 90.0
 SETTLE_TIMEOUT_SECONDS = 60.0
 # A status only this test asks for (test_prometheus counts 418s): the statsd path after the restart.
@@ -103,9 +103,8 @@ def test_app_comes_back_into_the_pod_namespace_and_its_sidecars_still_reach_it(
 
     # 2. The new app's statsd packets reach the exporter on localhost:9125/udp.
     probes_before = sum(exporter_samples(stack, "http_requests_total", status=PROBE_STATUS))
-    for _ in range(PROBE_REQUESTS):
-        response = requests.get(f"{stack.app}/api/work", params={"status": PROBE_STATUS}, timeout=HTTP_TIMEOUT_SECONDS)
-        assert response.status_code == int(PROBE_STATUS)
+    answers = stack.in_pod(APP_PORT_IN_POD, f"/api/work?status={PROBE_STATUS}", count=PROBE_REQUESTS)
+    assert [answer.status for answer in answers] == [int(PROBE_STATUS)] * PROBE_REQUESTS
     wait_until(
         lambda: (
             sum(exporter_samples(stack, "http_requests_total", status=PROBE_STATUS)) >= probes_before + PROBE_REQUESTS
@@ -129,10 +128,7 @@ def test_app_comes_back_into_the_pod_namespace_and_its_sidecars_still_reach_it(
 
     # 4. Its log lines still flow: the log sidecar (same namespace) ships them to Elasticsearch.
     request_id = f"e2e-pause-{uuid.uuid4()}"
-    response = requests.get(
-        f"{stack.app}/api/greeting", headers={"X-Request-Id": request_id}, timeout=HTTP_TIMEOUT_SECONDS
-    )
-    assert response.status_code == 200
+    assert stack.app_get("/api/greeting", headers={"X-Request-Id": request_id}).status == 200
     wait_until(
         lambda: any(field(doc, "http.request.id") == request_id for doc in stack.emulator_docs("logs-app-*").values()),
         timeout=SETTLE_TIMEOUT_SECONDS,

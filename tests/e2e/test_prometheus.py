@@ -10,7 +10,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.stack import HTTP_TIMEOUT_SECONDS, REPO_ROOT, Stack
+from tests.e2e.stack import APP_PORT_IN_POD, HTTP_TIMEOUT_SECONDS, REPO_ROOT, Stack
 from tests.support import wait_until
 
 SCRAPE_TIMEOUT_SECONDS = 60.0
@@ -31,6 +31,15 @@ DASHBOARD_SERIES = (
     "log_sidecar_lag_bytes",
     "log_sidecar_documents_total",
     "log_sidecar_sink_up",
+    # The mesh panels, by the names the real Envoy writes (api pod's Envoy: app="demo-app").
+    "envoy_http_downstream_rq_total",
+    "envoy_http_downstream_rq_xx",
+    "envoy_http_downstream_rq_time_bucket",
+    "envoy_listener_ssl_handshake",
+    "envoy_listener_ssl_connection_error",
+    "envoy_cluster_upstream_rq_retry",
+    "envoy_http_fault_aborts_injected",
+    "envoy_http_rbac_denied",
 )
 
 
@@ -71,9 +80,8 @@ def test_app_request_counter_in_prometheus_equals_the_requests_sent(stack: Stack
         message="Prometheus caught up with the exporter",
     )
 
-    for _ in range(PROBE_REQUESTS):
-        response = requests.get(f"{stack.app}/api/work", params={"status": PROBE_STATUS}, timeout=HTTP_TIMEOUT_SECONDS)
-        assert response.status_code == int(PROBE_STATUS)
+    answers = stack.in_pod(APP_PORT_IN_POD, f"/api/work?status={PROBE_STATUS}", count=PROBE_REQUESTS)
+    assert [answer.status for answer in answers] == [int(PROBE_STATUS)] * PROBE_REQUESTS
 
     expected = start + PROBE_REQUESTS
     wait_until(
@@ -111,7 +119,7 @@ def test_grafana_dashboard_query_is_valid_promql(stack: Stack, expr: str) -> Non
 @pytest.mark.parametrize("series", DASHBOARD_SERIES)
 def test_series_the_dashboard_plots_exists_in_prometheus(stack: Stack, series: str) -> None:
     # The emulator ships logs and requests flow, so each of these has a sample once scraped.
-    requests.get(f"{stack.app}/api/greeting", timeout=HTTP_TIMEOUT_SECONDS)
+    requests.get(f"{stack.web}/api/greeting", timeout=HTTP_TIMEOUT_SECONDS)  # web -> mesh -> the app
     wait_until(
         lambda: stack.prometheus_query(f'count({{__name__="{series}",app="demo-app"}})'),
         timeout=SCRAPE_TIMEOUT_SECONDS,

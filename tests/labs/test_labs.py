@@ -40,10 +40,11 @@ def compose_stack() -> Stack:
     """The compose CI stack, as tests/e2e finds it; skip (or fail under `make e2e`) when it is not up."""
     found = Stack.from_environment()
     try:
-        requests.get(f"{found.app}/livez", timeout=HTTP_TIMEOUT_SECONDS).raise_for_status()
+        requests.get(f"{found.config_sidecar}/livez", timeout=HTTP_TIMEOUT_SECONDS).raise_for_status()
         found.emulator_docs()
     except requests.RequestException as exc:
-        reason = f"the compose CI stack is not up ({found.app} or {found.elasticsearch}: {type(exc).__name__})"
+        where = f"{found.config_sidecar} or {found.elasticsearch}"
+        reason = f"the compose CI stack is not up ({where}: {type(exc).__name__})"
         if os.environ.get("E2E_REQUIRE_STACK") == "1":
             pytest.fail(f"E2E_REQUIRE_STACK=1 but {reason}", pytrace=False)
         pytest.skip(f"{reason}; `make e2e` runs these blocks")
@@ -97,11 +98,17 @@ def _prepare(target: str, request: pytest.FixtureRequest) -> Place:
 @pytest.mark.e2e
 @pytest.mark.parametrize("lab_path", COMPOSE_LABS, ids=lambda path: path.stem)
 def test_lab_blocks_against_the_compose_ci_stack(lab_path: Path) -> None:
-    """Each compose block runs in the repository against the stack `make e2e` starts (read-only blocks)."""
+    """Each compose block runs in the repository against the stack `make e2e` starts.
+
+    Blocks only read, or edit web's config source through ``$WEB_CONFIG_SOURCE`` (the stack's
+    throwaway copy under `make e2e`; the repository's deploy/compose/web/config for a reader).
+    """
     blocks = [block for block in parse_lab(lab_path).blocks if block.target == "compose"]
     assert blocks, f"{lab_path.name} mentions a compose check but has no compose block"
-    stack = compose_stack()
+    stack = compose_stack().with_discovered_config_source()
     ports = {name: str(port) for name, port in stack.ports.items()}
-    env = block_environment({**ports, "ES_URL": stack.elasticsearch})
+    # The stack's copy of web's config source: the blocks edit it where a reader edits the repository's.
+    where = {"WEB_CONFIG_SOURCE": str(stack.web_config_source)} if stack.web_config_source else {}
+    env = block_environment({**ports, **where, "ES_URL": stack.elasticsearch})
     for block in blocks:
         check_block(block, ROOT, env)

@@ -57,8 +57,9 @@ def dry_run(target: str) -> str:
 
 
 def test_the_stack_has_a_one_shot_service_to_guard() -> None:
-    assert "kibana-setup" in one_shot_services(ci=False)
+    assert {"kibana-setup", "mesh-ca"} <= one_shot_services(ci=False)
     assert "kibana-setup" not in one_shot_services(ci=True)
+    assert "mesh-ca" in one_shot_services(ci=True)
 
 
 @pytest.mark.parametrize("text", TEXTS, ids=lambda path: str(Path(path).relative_to(ROOT)))
@@ -85,4 +86,8 @@ def test_the_compose_file_header_says_how_to_start_the_stack() -> None:
 
 def test_the_guard_catches_a_plain_wait() -> None:
     assert problems_of("docker compose up -d --build --wait")
-    assert not problems_of("docker compose -f docker-compose.yml -f docker-compose.ci.yml up -d --build --wait")
+    ci = "docker compose -f docker-compose.yml -f docker-compose.ci.yml up -d --build --wait"
+    assert [problem.split(" waits for ")[1] for problem in problems_of(ci)] == [
+        "the one-shot mesh-ca (add --scale mesh-ca=0 and run it afterwards)"
+    ]
+    assert not problems_of(f"{ci} --scale mesh-ca=0")

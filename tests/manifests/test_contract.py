@@ -28,6 +28,7 @@ from tests.manifests.service_contract import (
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 # The compose service that owns the app pod's network namespace (Kubernetes' pause container).
 COMPOSE_PAUSE = "pause"
+COMPOSE_WEB_PAUSE = "web-pause"
 # Placeholder for values Kubernetes fills in at run time (Secrets, the Downward API).
 FROM_CLUSTER = "filled-in-by-kubernetes"
 # Variables whose values legitimately differ between compose and Kubernetes, and why.
@@ -91,7 +92,7 @@ def test_every_container_configuration_is_accepted_by_its_service(renderings):
 
 def test_values_match_the_architecture_contract(renderings):
     contract = architecture_contract()
-    assert set(contract) == {"demo_app", "config_sidecar", "log_sidecar", "metrics_exporter"}
+    assert set(contract) == {"demo_app", "config_sidecar", "log_sidecar", "metrics_exporter", "mesh_proxy"}
     drift = []
     for name, doc, _, container, service in our_containers(renderings):
         defaults = contract.get(package_of(service), {})  # not every service is in the table
@@ -319,16 +320,32 @@ def test_compose_pod_shares_the_namespace_of_a_pause_container_that_publishes_it
     pause = services[COMPOSE_PAUSE]
     # Nothing of ours runs there, and it never restarts on its own accord.
     assert service_of_image(str(pause["image"]).replace("${IMAGE_TAG:-0.1.0}", "0.1.0")) is None
-    joined = {name for name, service in services.items() if service.get("network_mode") == f"service:{COMPOSE_PAUSE}"}
-    assert joined == {"app", "config-sidecar", "log-sidecar", "exporter"}
-    for name in joined:
-        # A container in another's namespace cannot publish ports; the pause container does.
-        assert not services[name].get("ports"), f"{name} publishes ports: publish them on {COMPOSE_PAUSE}"
-        assert services[name]["depends_on"][COMPOSE_PAUSE]["condition"] == "service_started", name
-    published = {str(port).rsplit(":", 1)[-1] for port in pause["ports"]}
-    assert published == {"8080", "8081", "8082", "9102"}
-    # The pod keeps the name others reach it by (web's APP_UPSTREAM_URL, Prometheus's targets).
-    assert "app" in pause["networks"]["default"]["aliases"]
+    # Both pods: the api pod (the app's API is on its localhost only, behind its Envoy's 8443) and web's.
+    for pause_name, members, ports, alias in (
+        (
+            COMPOSE_PAUSE,
+            {"app", "config-sidecar", "log-sidecar", "exporter", "mesh-proxy"},
+            {"8081", "8082", "9102", "8443", "9903"},
+            "app",
+        ),
+        (
+            COMPOSE_WEB_PAUSE,
+            {"web", "web-config-sidecar", "web-log-sidecar", "web-mesh-proxy"},
+            {"8080", "8081", "8082", "9903"},
+            "web",
+        ),
+    ):
+        pause = services[pause_name]
+        joined = {name for name, service in services.items() if service.get("network_mode") == f"service:{pause_name}"}
+        assert joined == members
+        for name in joined:
+            # A container in another's namespace cannot publish ports; the pause container does.
+            assert not services[name].get("ports"), f"{name} publishes ports: publish them on {pause_name}"
+            assert services[name]["depends_on"][pause_name]["condition"] == "service_started", name
+        published = {str(port).rsplit(":", 1)[-1] for port in pause["ports"]}
+        assert published == ports
+        # The pod keeps the name others reach it by (web's Envoy's upstream, Prometheus's targets).
+        assert alias in pause["networks"]["default"]["aliases"]
 
 
 def compose_env(service: dict[str, Any]) -> dict[str, str]:
@@ -350,7 +367,7 @@ def test_compose_variables_are_read_by_their_services():
 
 def test_compose_and_kubernetes_configure_the_pod_alike(overlay):
     pod = compose_pod()
-    assert set(pod) == {"app", "config-sidecar", "log-sidecar", "exporter"}
+    assert set(pod) == {"app", "config-sidecar", "log-sidecar", "exporter", "mesh-proxy"}
     doc = next(d for d in overlay("kind").of_kind("Deployment") if d["metadata"]["name"] == "demo-app")
     spec = doc["spec"]["template"]["spec"]
     differences = []

@@ -19,7 +19,7 @@ import yaml
 from tests.manifests.network_policy import Pod, ingress_allowed
 from tests.manifests.rendering import ROOT, Rendering
 
-LAB = ROOT / "docs" / "workshop" / "05-istio-mesh.md"
+LAB = ROOT / "docs" / "workshop" / "05-service-mesh.md"
 NAMESPACE = "sidecar-lab"
 ISTIO_OVERLAYS = ("kind-istio", "kind-istio-fault-delay", "kind-istio-fault-abort")
 DEMO_APP = Pod(NAMESPACE, {"app.kubernetes.io/name": "demo-app", "app": "demo-app", "tier": "api"})

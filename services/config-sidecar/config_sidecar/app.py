@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
@@ -18,7 +19,7 @@ from config_sidecar.signal_reload import SignalReloader
 from config_sidecar.source import NameFilter, SourceReader
 from config_sidecar.status import SyncState
 from config_sidecar.sync import Syncer, SyncResult
-from config_sidecar.validate import SchemaLoadError, Validator, load_schema
+from config_sidecar.validate import SchemaLoadError, TargetSchema, Validator, load_schema
 from config_sidecar.watcher import DirectoryWatcher
 from sidecar_common import AdminServer, Backoff, Endpoint, Heartbeat, SettingsError, StartupError, json_response
 from sidecar_common.admin import Request, Response
@@ -35,6 +36,20 @@ def build_reloader(settings: Settings) -> Reloader | None:
     return None
 
 
+def load_schemas(settings: Settings) -> dict[str, TargetSchema]:
+    """Every schema target with its checker; each schema file is read once; a bad one is a SettingsError."""
+    loaded: dict[Path, TargetSchema] = {}
+    schemas: dict[str, TargetSchema] = {}
+    for target, (path, variable) in settings.schema_map().items():
+        if path not in loaded:
+            try:
+                loaded[path] = TargetSchema(load_schema(path))
+            except SchemaLoadError as exc:
+                raise SettingsError(variable, str(exc)) from None
+        schemas[target] = TargetSchema(loaded[path].checker, variable)
+    return schemas
+
+
 class ConfigSidecar:
     """The running sidecar: a sync loop thread, a reload notifier thread and the admin server.
 
@@ -48,10 +63,7 @@ class ConfigSidecar:
         self.metrics = SidecarMetrics(self.registry)
         reloader = None if settings.oneshot else build_reloader(settings)
         self.state = SyncState(self.metrics, reload_mode="none" if reloader is None else settings.reload_mode)
-        try:
-            checker = load_schema(settings.schema_file) if settings.schema_file is not None else None
-        except SchemaLoadError as exc:
-            raise SettingsError("CONFIG_SCHEMA_FILE", str(exc)) from None
+        schemas = load_schemas(settings)
         name_filter = NameFilter(settings.ignore_patterns)
         # The loop wakes to beat at least every CONFIG_HEARTBEAT_SECONDS; a sync pass between
         # two beats reads and writes a few small files.
@@ -65,7 +77,7 @@ class ConfigSidecar:
             self.notifier = ReloadNotifier(reloader, self.state, backoff, beat, settings.heartbeat_seconds)
         self.syncer = Syncer(
             SourceReader(settings.source_dir, name_filter),
-            Validator(checker, settings.schema_targets),
+            Validator(schemas),
             Publisher(settings.target_dir),
             self.state,
             self.notifier,

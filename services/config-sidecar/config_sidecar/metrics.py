@@ -21,6 +21,14 @@ class SidecarMetrics:
             "Distinct source versions refused by validation (parse error or schema violation).",
             registry=registry,
         )
+        # Which files hold up the newest source version: a bad mesh/routes.yaml reads differently
+        # from a bad app.yaml on a dashboard or in an alert. One series per refused file (a handful).
+        self.refused_files = Gauge(
+            "config_sidecar_refused_files",
+            "1 for each file of the newest source version that failed validation (none while it is published).",
+            ["file"],
+            registry=registry,
+        )
         self.reload_attempts = Counter(
             "config_sidecar_reload_attempts", "Reload requests or signals sent to the app.", registry=registry
         )

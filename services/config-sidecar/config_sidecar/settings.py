@@ -13,6 +13,31 @@ from sidecar_common import SettingsError, admin_host_setting, admin_port_setting
 DEFAULT_IGNORE_PATTERNS = ("*~", "*.swp", "*.swo", "*.swx", "*.tmp", "#*#", "4913")
 
 
+def parse_schema_pairs(raw: str) -> tuple[tuple[str, Path], ...]:
+    """Parse "app.yaml=/s/app.schema.json,mesh/routes.yaml=/s/mesh.json" into (target, schema) pairs."""
+    pairs: list[tuple[str, Path]] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        target, equals, schema = (s.strip() for s in part.partition("="))
+        if not equals or not target or not schema:
+            raise ValueError(f"{part!r} is not TARGET=SCHEMA_FILE")
+        problem = target_problem(target)
+        if problem:
+            raise ValueError(problem)
+        if target in (seen for seen, _ in pairs):
+            raise ValueError(f"{target} is named twice")
+        pairs.append((target, Path(schema)))
+    return tuple(pairs)
+
+
+def target_problem(target: str) -> str | None:
+    """Why ``target`` cannot name a config file (the sidecar's names: relative, `/`-separated, none hidden)."""
+    if target.startswith("/") or any(part in ("", ".", "..") or part.startswith(".") for part in target.split("/")):
+        return f"{target!r} is not a relative path inside the config source"
+    return None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the sidecar reads from its environment."""
@@ -48,9 +73,17 @@ class Settings:
     reload_process: str | None = setting(
         "CONFIG_RELOAD_PROCESS", None, "program name to signal (comm, argv[0], script or -m module); shared PID ns"
     )
-    schema_file: Path | None = setting("CONFIG_SCHEMA_FILE", None, "JSON Schema (JSON or YAML) for the app config")
+    schemas: tuple[tuple[str, Path], ...] | None = setting(
+        "CONFIG_SCHEMAS",
+        None,
+        "comma-separated TARGET=SCHEMA_FILE pairs: each file (a relative path, must be present) fits its own schema",
+        parse=parse_schema_pairs,
+    )
+    schema_file: Path | None = setting(
+        "CONFIG_SCHEMA_FILE", None, "one JSON Schema (JSON or YAML) for every file in CONFIG_SCHEMA_TARGET"
+    )
     schema_targets: tuple[str, ...] = setting(
-        "CONFIG_SCHEMA_TARGET", ("app.yaml",), "comma-separated files the schema applies to (must be present)"
+        "CONFIG_SCHEMA_TARGET", ("app.yaml",), "comma-separated files CONFIG_SCHEMA_FILE applies to (must be present)"
     )
     resync_seconds: float = setting(
         "CONFIG_RESYNC_SECONDS",
@@ -98,9 +131,33 @@ class Settings:
                 raise SettingsError("CONFIG_RELOAD_SIGNAL", str(exc)) from None
             if not self.reload_process:
                 raise SettingsError("CONFIG_RELOAD_PROCESS", "is required when CONFIG_RELOAD_SIGNAL is set")
+        self.schema_map()  # raises on a target named twice
         source, target = self.source_dir.absolute(), self.target_dir.absolute()
         if source == target or source in target.parents or target in source.parents:
             raise SettingsError("CONFIG_TARGET_DIR", "must not be CONFIG_SOURCE_DIR, inside it, or contain it")
+
+    def schema_map(self) -> dict[str, tuple[Path, str]]:
+        """Each schema target -> (its schema file, the variable that named it), from both ways of naming them.
+
+        CONFIG_SCHEMA_FILE + CONFIG_SCHEMA_TARGET is one schema for a list of files (what a pod
+        with one config file needs); CONFIG_SCHEMAS gives each file its own (the app's
+        ``app.yaml`` and the mesh proxy's ``mesh/routes.yaml`` in one ConfigMap). A file named
+        by both would have two schemas: refused, so which one applies is never a guess.
+        """
+        targets: dict[str, tuple[Path, str]] = {}
+        if self.schema_file is not None:
+            for target in self.schema_targets:
+                problem = target_problem(target)
+                if problem:
+                    raise SettingsError("CONFIG_SCHEMA_TARGET", problem)
+                targets[target] = (self.schema_file, "CONFIG_SCHEMA_FILE")
+        for target, path in self.schemas or ():
+            if target in targets:
+                raise SettingsError(
+                    "CONFIG_SCHEMAS", f"{target} already has a schema ({targets[target][1]}): name each file once"
+                )
+            targets[target] = (path, "CONFIG_SCHEMAS")
+        return targets
 
     @property
     def reload_mode(self) -> str:

@@ -60,6 +60,7 @@ class SyncState:
         with self._lock:
             self._syncs += 1
             if result in ("published", "unchanged"):
+                self.metrics.refused_files.clear()
                 self._last_success = self._now()
                 self.metrics.last_success.set(self._last_success)
                 self._last_error = None
@@ -81,6 +82,9 @@ class SyncState:
     def record_invalid(self, config: ConfigSet, errors: Sequence[ConfigError], first_seen: bool) -> None:
         if first_seen:
             self.metrics.validation_failures.inc()
+        self.metrics.refused_files.clear()
+        for name in sorted({error.file for error in errors}):
+            self.metrics.refused_files.labels(name).set(1)
         with self._lock:
             first = errors[0]
             self._last_error = {"stage": "validate", **first.as_dict(), "version": config.version, "at": self._now()}

@@ -1,9 +1,11 @@
-"""Check a config set before it is published: every file parses, the app config fits its schema.
+"""Check a config set before it is published: every file parses, each schema target fits its own schema.
 
 YAML (``.yaml``/``.yml``) and JSON (``.json``) files must parse; other files are
-opaque bytes. With a JSON Schema, each file named in CONFIG_SCHEMA_TARGET must
-be present and every document in it must satisfy the schema. Errors name the
-file, the line and the reason, and never quote a value (it may be a secret).
+opaque bytes. Each file that has a JSON Schema (CONFIG_SCHEMAS, or
+CONFIG_SCHEMA_FILE for the files in CONFIG_SCHEMA_TARGET) must be present and
+every document in it must satisfy its schema: the app's ``app.yaml`` its own,
+the mesh proxy's ``mesh/routes.yaml`` the mesh policy's. Errors name the file,
+the line and the reason, and never quote a value (it may be a secret).
 """
 
 from __future__ import annotations
@@ -79,12 +81,19 @@ def load_schema(path: Path) -> SchemaChecker:
     return checker
 
 
+@dataclass(frozen=True)
+class TargetSchema:
+    """The schema one config file must satisfy, and the variable that said so (named when the file is missing)."""
+
+    checker: SchemaChecker
+    declared_by: str = "CONFIG_SCHEMAS"
+
+
 class Validator:
     """Validate a whole config set; an empty error list means it may be published."""
 
-    def __init__(self, schema_checker: SchemaChecker | None = None, schema_targets: Sequence[str] = ()) -> None:
-        self.schema_checker = schema_checker
-        self.schema_targets = tuple(schema_targets)
+    def __init__(self, schemas: Mapping[str, TargetSchema] | None = None) -> None:
+        self.schemas = dict(schemas or {})
 
     def validate(self, files: Mapping[str, bytes]) -> list[ConfigError]:
         errors: list[ConfigError] = []
@@ -95,19 +104,19 @@ class Validator:
                 errors.append(error)
             elif documents is not None:
                 parsed[name] = documents
-        if self.schema_checker is not None:
-            for target in self.schema_targets:
-                if target not in files:
-                    errors.append(ConfigError(target, None, "missing, but CONFIG_SCHEMA_FILE applies to it"))
-                elif target in parsed:
-                    errors.extend(self._check_schema(target, files[target], parsed[target]))
+        for target in sorted(self.schemas):
+            rule = self.schemas[target]
+            if target not in files:
+                errors.append(ConfigError(target, None, f"missing, but {rule.declared_by} gives it a schema"))
+            elif target in parsed:
+                errors.extend(self._check_schema(rule.checker, target, files[target], parsed[target]))
         return errors
 
-    def _check_schema(self, name: str, content: bytes, documents: list[Any]) -> list[ConfigError]:
-        assert self.schema_checker is not None
+    @staticmethod
+    def _check_schema(checker: SchemaChecker, name: str, content: bytes, documents: list[Any]) -> list[ConfigError]:
         errors = []
         for index, document in enumerate(documents or [None]):
-            for violation in self.schema_checker.iter_errors(document):
+            for violation in checker.iter_errors(document):
                 path = list(violation.absolute_path)
                 errors.append(ConfigError(name, _line_of(content, index, path), _describe_violation(violation, path)))
         return sorted(errors, key=lambda e: (e.line or 0, e.reason))  # in file order, as a reader fixes them

@@ -37,15 +37,6 @@ ADMIN_CLUSTER = "admin"
 # The only admin paths reachable from outside the pod.
 PUBLIC_ADMIN_PATHS = ("/ready", "/stats/prometheus")
 MAX_DOWNSTREAM_CONNECTIONS = 10_000
-# Envoy's own log lines in the keys every sidecar-lab service uses (spdlog flags; %j escapes for JSON).
-APPLICATION_LOG_FORMAT = {
-    "time": "%Y-%m-%dT%T.%eZ",
-    "level": "%l",
-    "logger": "%n",
-    "msg": "%j",
-    "service": "mesh-proxy",
-}
-
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 _ROUTER = {
     "name": "envoy.filters.http.router",
@@ -66,7 +57,6 @@ def render_bootstrap(settings: Settings, node_id: str) -> dict[str, Any]:
     _, clusters_file = policy.policy_files(settings.policy_dir)
     return {
         "node": {"id": node_id, "cluster": NODE_CLUSTER},
-        "application_log_config": {"log_format": {"json_format": APPLICATION_LOG_FORMAT}},
         "admin": {"address": _socket("127.0.0.1", settings.admin_port)},
         "overload_manager": {
             "resource_monitors": [

@@ -14,6 +14,16 @@ ENVOY_LOG_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning", "ERR
 VALIDATE_TIMEOUT_SECONDS = 60.0
 # Access log lines reach the file (and the log sidecar) at most this long after the request.
 FILE_FLUSH_INTERVAL_MS = 1000
+# Envoy's own log lines in the keys every sidecar-lab service uses (spdlog flags; %j escapes for JSON).
+# Given on the command line (not in the bootstrap's application_log_config, which Envoy applies only
+# once the bootstrap is loaded, and refuses next to --log-format), so every line is JSON from the first.
+APPLICATION_LOG_FORMAT = {
+    "time": "%Y-%m-%dT%T.%eZ",
+    "level": "%l",
+    "logger": "%n",
+    "msg": "%j",
+    "service": "mesh-proxy",
+}
 
 
 class EnvoyMissingError(Exception):
@@ -50,6 +60,11 @@ def serve_argv(binary: Path, bootstrap: Path, settings: Settings) -> list[str]:
         ENVOY_LOG_LEVELS[settings.log_level.upper()],
         "--file-flush-interval-msec",
         str(FILE_FLUSH_INTERVAL_MS),
+        "--log-format",
+        json.dumps(APPLICATION_LOG_FORMAT, separators=(",", ":")),
+        # At INFO, Envoy's `main` component opens with ~50 lines listing its compiled-in extensions,
+        # which bury the pod's own log (and make local's); its warnings and errors still show.
+        *(["--component-log-level", "main:warning"] if settings.log_level.upper() == "INFO" else []),
     ]
 
 

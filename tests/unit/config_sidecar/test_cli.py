@@ -79,12 +79,45 @@ def test_bad_variable_exits_2_naming_it() -> None:
         ({"CONFIG_SOURCE_DIR": "/a", "CONFIG_TARGET_DIR": "/a/b"}, "CONFIG_TARGET_DIR"),
         ({"CONFIG_RELOAD_URL": "localhost:8080"}, "CONFIG_RELOAD_URL"),
         ({"CONFIG_RESYNC_SECONDS": "0"}, "CONFIG_RESYNC_SECONDS"),
+        ({"CONFIG_SCHEMAS": "app.yaml"}, "CONFIG_SCHEMAS"),
+        ({"CONFIG_SCHEMAS": "=/s.json"}, "CONFIG_SCHEMAS"),
+        ({"CONFIG_SCHEMAS": "../app.yaml=/s.json"}, "CONFIG_SCHEMAS"),
+        ({"CONFIG_SCHEMAS": "mesh/..data/routes.yaml=/s.json"}, "CONFIG_SCHEMAS"),
+        ({"CONFIG_SCHEMAS": "a.yaml=/s.json,a.yaml=/t.json"}, "CONFIG_SCHEMAS"),
+        ({"CONFIG_SCHEMAS": "app.yaml=/t.json", "CONFIG_SCHEMA_FILE": "/s.json"}, "CONFIG_SCHEMAS"),
+        ({"CONFIG_SCHEMA_FILE": "/s.json", "CONFIG_SCHEMA_TARGET": "/etc/app.yaml"}, "CONFIG_SCHEMA_TARGET"),
     ],
 )
 def test_settings_that_cannot_work_are_refused(environ: dict[str, str], variable: str) -> None:
     with pytest.raises(SettingsError) as info:
         load_settings(Settings, environ)
     assert info.value.variable == variable
+
+
+def test_schema_pairs_and_the_single_schema_combine() -> None:
+    settings = load_settings(
+        Settings,
+        {
+            "CONFIG_SCHEMAS": " mesh/routes.yaml = /s/mesh.json , mesh/clusters.yaml=/s/mesh.json,",
+            "CONFIG_SCHEMA_FILE": "/s/app.json",
+        },
+    )
+    assert settings.schema_map() == {
+        "app.yaml": (Path("/s/app.json"), "CONFIG_SCHEMA_FILE"),
+        "mesh/routes.yaml": (Path("/s/mesh.json"), "CONFIG_SCHEMAS"),
+        "mesh/clusters.yaml": (Path("/s/mesh.json"), "CONFIG_SCHEMAS"),
+    }
+    # CONFIG_SCHEMA_TARGET means nothing without CONFIG_SCHEMA_FILE.
+    assert load_settings(Settings, {"CONFIG_SCHEMA_TARGET": "x.yaml"}).schema_map() == {}
+
+
+def test_bad_schema_in_the_pairs_exits_2_naming_the_pairs(tmp_path: Path) -> None:
+    schema = tmp_path / "mesh.json"
+    schema.write_text('{"type": 12}')
+    result = run_module(env={"CONFIG_SCHEMAS": f"mesh/routes.yaml={schema}", "CONFIG_ONESHOT": "true"})
+    assert result.returncode == EXIT_CONFIG
+    assert result.stderr.startswith("config-sidecar: configuration error: CONFIG_SCHEMAS: ")
+    assert "not a valid JSON Schema" in result.stderr
 
 
 def test_bad_schema_file_exits_2(tmp_path: Path) -> None:

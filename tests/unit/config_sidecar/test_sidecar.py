@@ -157,6 +157,65 @@ def test_schema_violation_is_refused_with_file_line_and_rule(
     assert published_files(target) == good
 
 
+MESH_SCHEMA = Path(__file__).resolve().parents[3] / "services" / "mesh-proxy" / "schemas" / "mesh-policy.schema.json"
+# web's policy: the lab's knobs carry "# abort" and "# delay" markers.
+SHIPPED_MESH = Path(__file__).resolve().parents[3] / "deploy" / "compose" / "web" / "config" / "mesh"
+
+
+def test_each_file_has_its_own_schema_and_a_bad_mesh_policy_is_never_published(
+    tmp_path: Path, volume: KubeletVolume, target: Path, make_settings: MakeSettings, start_sidecar: StartSidecar
+) -> None:
+    app_schema = tmp_path / "app.schema.json"
+    app_schema.write_text(json.dumps({"type": "object", "required": ["greeting"]}))
+    schemas = (
+        ("app.yaml", app_schema),
+        ("mesh/routes.yaml", MESH_SCHEMA),
+        ("mesh/clusters.yaml", MESH_SCHEMA),
+    )
+    routes = (SHIPPED_MESH / "routes.yaml").read_text()
+    clusters = (SHIPPED_MESH / "clusters.yaml").read_text()
+    good = {"app.yaml": "greeting: hi\n", "mesh/routes.yaml": routes, "mesh/clusters.yaml": clusters}
+    volume.write(good)
+    sidecar = start_sidecar(make_settings(schemas=schemas))
+    sidecar.wait_published(version_of(good))
+
+    # 50 % aborts parse and fit: published. 150 % does not fit the mesh schema: refused, the 50 % stays.
+    fifty = {
+        **good,
+        "mesh/routes.yaml": routes.replace(
+            "numerator: 0, denominator: HUNDRED}  # abort", "numerator: 50, denominator: HUNDRED}  # abort"
+        ),
+    }
+    assert fifty != good
+    volume.write(fifty)
+    sidecar.wait_published(version_of(fifty))
+    bad = {
+        **good,
+        "mesh/routes.yaml": routes.replace(
+            "numerator: 0, denominator: HUNDRED}  # abort", "numerator: 150, denominator: HUNDRED}  # abort"
+        ),
+    }
+    volume.write(bad)
+    status = wait_until(lambda: (s := sidecar.status())["last_error"] and s, 15, message="the mesh schema error")
+
+    assert status["last_error"]["file"] == "mesh/routes.yaml"
+    assert "numerator: violates maximum 100" in status["last_error"]["reason"]
+    assert (
+        status["last_error"]["line"]
+        == routes.splitlines().index(next(line for line in routes.splitlines() if "# abort" in line)) + 1
+    )
+    assert published_files(target) == fifty
+    assert sidecar.metric("config_sidecar_refused_files", file="mesh/routes.yaml") == 1
+    assert sidecar.metric("config_sidecar_refused_files", file="app.yaml") == 0
+
+    volume.write(good)
+    sidecar.wait_published(version_of(good))
+    assert sidecar.metric("config_sidecar_refused_files", file="mesh/routes.yaml") == 0
+    assert (
+        sidecar.sidecar.registry.get_sample_value("config_sidecar_refused_files", {"file": "mesh/routes.yaml"}) is None
+    )
+
+
 def test_source_missing_at_start_is_published_once_it_appears(
     tmp_path: Path, target: Path, start_sidecar: StartSidecar
 ) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from config_sidecar.validate import ConfigError, SchemaLoadError, Validator, load_schema, parse_file
+from config_sidecar.validate import ConfigError, SchemaLoadError, TargetSchema, Validator, load_schema, parse_file
 
 SCHEMA = {
     "type": "object",
@@ -32,7 +32,7 @@ SCHEMA = {
 def schema_validator(tmp_path: Path) -> Validator:
     path = tmp_path / "schema.json"
     path.write_text(json.dumps(SCHEMA))
-    return Validator(load_schema(path), ["app.yaml"])
+    return Validator({"app.yaml": TargetSchema(load_schema(path))})
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_schema_target_missing_from_the_set_is_an_error(schema_validator: Valida
 def test_json_target_gets_line_numbers_too(tmp_path: Path) -> None:
     path = tmp_path / "schema.yaml"  # a schema may be written in YAML
     path.write_text("type: object\nproperties:\n  port: {type: integer}\n")
-    validator = Validator(load_schema(path), ["app.json"])
+    validator = Validator({"app.json": TargetSchema(load_schema(path))})
     errors = validator.validate({"app.json": b'{\n  "name": "x",\n  "port": "eighty"\n}\n'})
     assert [(e.file, e.line) for e in errors] == [("app.json", 3)]
 
@@ -156,11 +156,85 @@ def test_schema_targets_name_relative_paths_exactly(tmp_path: Path) -> None:
     path = tmp_path / "schema.json"
     path.write_text(json.dumps(SCHEMA))
     # `app.yaml` is the top-level file only: another consumer's conf.d/app.yaml is neither checked nor a stand-in.
-    top_only = Validator(load_schema(path), ["app.yaml"])
+    top_only = Validator({"app.yaml": TargetSchema(load_schema(path))})
     assert top_only.validate({"app.yaml": b"greeting: hi\n", "conf.d/app.yaml": b"greeting: 5\n"}) == []
     missing = top_only.validate({"conf.d/app.yaml": b"greeting: hi\n"})
     assert [(e.file, e.line) for e in missing] == [("app.yaml", None)]
     # A nested file is a target when named by its path.
-    nested = Validator(load_schema(path), ["conf.d/app.yaml"])
+    nested = Validator({"conf.d/app.yaml": TargetSchema(load_schema(path))})
     errors = nested.validate({"conf.d/app.yaml": b"greeting: 5\n"})
     assert [(e.file, e.line) for e in errors] == [("conf.d/app.yaml", 1)]
+
+
+MESH_SCHEMA = Path(__file__).resolve().parents[3] / "services" / "mesh-proxy" / "schemas" / "mesh-policy.schema.json"
+APP_SCHEMA = Path(__file__).resolve().parents[3] / "services" / "config-sidecar" / "schemas" / "app.schema.json"
+SHIPPED_CONFIG = Path(__file__).resolve().parents[3] / "config"
+
+
+@pytest.fixture
+def pod_validator() -> Validator:
+    """What a pod with the mesh validates: app.yaml with the app's schema, mesh/*.yaml with the mesh policy's."""
+    mesh = TargetSchema(load_schema(MESH_SCHEMA))
+    return Validator(
+        {"app.yaml": TargetSchema(load_schema(APP_SCHEMA)), "mesh/routes.yaml": mesh, "mesh/clusters.yaml": mesh}
+    )
+
+
+def shipped_config() -> dict[str, bytes]:
+    return {str(p.relative_to(SHIPPED_CONFIG)): p.read_bytes() for p in SHIPPED_CONFIG.rglob("*") if p.is_file()}
+
+
+def test_each_target_is_held_to_its_own_schema(pod_validator: Validator) -> None:
+    files = shipped_config()
+    assert pod_validator.validate(files) == []
+    # The mesh schema would refuse app.yaml and the app's would refuse the policy: each file has its own.
+    files["mesh/clusters.yaml"] = files["mesh/clusters.yaml"].replace(
+        b"max_ejection_percent: 50", b"max_ejection_percent: 150"
+    )
+    files["app.yaml"] = files["app.yaml"].replace(b"error_rate: 0 ", b"error_rate: 7 ")
+    errors = pod_validator.validate(files)
+    assert [(e.file, e.reason) for e in errors] == [
+        ("app.yaml", "chaos.error_rate: violates maximum 1"),
+        ("mesh/clusters.yaml", "resources.0.outlier_detection.max_ejection_percent: violates maximum 100"),
+    ]
+    assert (
+        errors[1].line == files["mesh/clusters.yaml"].decode().splitlines().index("      max_ejection_percent: 150") + 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        (b"timeout: 2s", b"timeout: 2 seconds", "route.timeout: violates pattern"),
+        (
+            b"numerator: 0, denominator: HUNDRED}",
+            b"numerator: 150, denominator: HUNDRED}",
+            "maximum 100",
+        ),
+        (b"name: outbound", b"name: web-outbound", "resources.0.name"),
+    ],
+)
+def test_a_bad_mesh_policy_is_refused_by_the_mesh_schema(
+    pod_validator: Validator, old: bytes, new: bytes, reason: str
+) -> None:
+    files = shipped_config()
+    assert old in files["mesh/routes.yaml"]
+    files["mesh/routes.yaml"] = files["mesh/routes.yaml"].replace(old, new, 1)
+    errors = pod_validator.validate(files)
+    assert [e.file for e in errors] == ["mesh/routes.yaml"]
+    assert reason in errors[0].reason
+
+
+def test_a_missing_target_names_the_variable_that_gave_it_a_schema(tmp_path: Path) -> None:
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(SCHEMA))
+    validator = Validator(
+        {
+            "app.yaml": TargetSchema(load_schema(path), "CONFIG_SCHEMA_FILE"),
+            "mesh/routes.yaml": TargetSchema(load_schema(path)),
+        }
+    )
+    errors = validator.validate({"app.yaml": b"greeting: hi\n"})
+    assert [str(e) for e in errors] == ["mesh/routes.yaml: missing, but CONFIG_SCHEMAS gives it a schema"]
+    errors = validator.validate({"mesh/routes.yaml": b"greeting: hi\n"})
+    assert [str(e) for e in errors] == ["app.yaml: missing, but CONFIG_SCHEMA_FILE gives it a schema"]

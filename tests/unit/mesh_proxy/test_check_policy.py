@@ -150,3 +150,19 @@ def test_the_pinned_plumbing_is_what_the_proxy_renders() -> None:
     shipped = cluster(yaml.safe_load((ROOT / "config" / "mesh" / "clusters.yaml").read_text()))
     assert shipped["transport_socket"] == policy.upstream_transport_socket()
     assert shipped["eds_cluster_config"] == policy.upstream_eds_config()
+
+
+@pytest.mark.parametrize("name", [policy.ROUTES_FILE, policy.CLUSTERS_FILE])
+def test_webs_own_policy_is_the_shipped_policy(name: str) -> None:
+    """web's copy (compose and make local: deploy/compose/web/config/mesh/) says what config/mesh/ says.
+
+    kind's web-config ConfigMap takes web's policy from config/mesh/ itself; the copy differs in
+    its comments only (the lab's `# abort` / `# delay` markers), so both run modes start alike.
+    """
+    shipped = yaml.safe_load((ROOT / "config" / "mesh" / name).read_text())
+    webs = ROOT / "deploy" / "compose" / "web" / "config" / "mesh" / name
+    assert yaml.safe_load(webs.read_text()) == shipped
+    if name == policy.ROUTES_FILE:
+        # Lab 05's perl edits find each fault percentage by its marker: exactly one line each.
+        lines = webs.read_text().splitlines()
+        assert [sum(f"# {knob}:" in line for line in lines) for knob in ("abort", "delay")] == [1, 1]
