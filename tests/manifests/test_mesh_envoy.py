@@ -339,6 +339,27 @@ def test_every_mesh_policy_in_a_config_map_passes_the_proxys_check(meshed_render
     assert check_policy(directory).returncode != 0
 
 
+IMAGE_SCHEMAS = {  # what services/Dockerfile's config-sidecar stage copies to /etc/config-sidecar/schemas
+    "/etc/config-sidecar/schemas/app.schema.json": ROOT / "services/config-sidecar/schemas/app.schema.json",
+    "/etc/config-sidecar/schemas/mesh-policy.schema.json": ROOT / "services/mesh-proxy/schemas/mesh-policy.schema.json",
+}
+
+
+def test_the_config_sidecar_validates_every_mesh_policy_item_before_envoy_sees_it(meshed_renderings):
+    dockerfile = (ROOT / "services/Dockerfile").read_text()
+    assert "COPY services/mesh-proxy/schemas/mesh-policy.schema.json /etc/config-sidecar/schemas/" in dockerfile
+    for rendering in meshed_renderings:
+        for workload in ("demo-app", "web"):
+            settings = settings_of(rendering, workload, "config-sidecar", "config-sidecar")
+            schemas = settings.schema_map()
+            assert set(POLICY_KEYS.values()) <= set(schemas), (rendering.name, workload, sorted(schemas))
+            for target, (path, _) in schemas.items():
+                assert str(path) in IMAGE_SCHEMAS, (target, path)
+                assert IMAGE_SCHEMAS[str(path)].is_file()
+            assert schemas["mesh/routes.yaml"][0].name == "mesh-policy.schema.json"
+            assert schemas["app.yaml"][0].name == "app.schema.json"
+
+
 def route(routes_text: str) -> dict[str, Any]:
     document = yaml.safe_load(routes_text)
     first: dict[str, Any] = document["resources"][0]["virtual_hosts"][0]["routes"][0]
