@@ -94,9 +94,8 @@ class LocalPod:
 
     def interrupt(self) -> int:
         """Ctrl-C: SIGINT to the whole foreground process group (make and the runner), as a terminal sends it."""
-        assert self.process.proc is not None
         os.killpg(self.process.pid, signal.SIGINT)
-        return self.process.proc.wait(STOP_TIMEOUT_SECONDS)
+        return self.process.wait(STOP_TIMEOUT_SECONDS)
 
     def stop(self) -> int:
         """SIGTERM the runner (it stops the containers in order); kill any container it left behind."""

@@ -194,7 +194,7 @@ def test_a_container_that_cannot_start_stops_the_pod_with_its_reason(tmp_path: P
     sandbox = make_sandbox(ROOT, tmp_path / "repo")
     pod = LocalPod(sandbox, tmp_path / "out", {"EXPORTER_MAX_METRICS": "lots"})
     pod.process.start()
-    status = pod.process.proc.wait(120) if pod.process.proc else None
+    status = pod.process.wait(120)
     pod.stop()
     output = pod.process.output()
     assert status == 1, output
