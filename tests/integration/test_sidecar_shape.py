@@ -15,6 +15,8 @@ from tests.support import free_tcp_port, free_udp_port
 
 # python package -> the program name its one-line errors start with
 SIDECARS = {"config_sidecar": "config-sidecar", "log_sidecar": "log-sidecar", "metrics_exporter": "metrics-exporter"}
+# The same admin block in the services that are not admin-port sidecars: the app, the mesh proxy's wrapper.
+EVERY_SERVICE = {**SIDECARS, "demo_app": "demo-app", "mesh_proxy": "mesh-proxy"}
 
 
 def environment(package: str, tmp_path: Path) -> dict[str, str]:
@@ -43,12 +45,13 @@ def run(package: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("package", sorted(SIDECARS))
+@pytest.mark.parametrize("package", sorted(EVERY_SERVICE))
 def test_an_unknown_log_level_exits_2_with_the_same_line(package: str, tmp_path: Path) -> None:
-    result = run(package, {**environment(package, tmp_path), "LOG_LEVEL": "verbose"})
+    env = environment(package, tmp_path) if package in SIDECARS else dict(os.environ)
+    result = run(package, {**env, "LOG_LEVEL": "verbose"})
     assert result.returncode == EXIT_CONFIG, result.stderr
     assert result.stderr.splitlines() == [
-        f"{SIDECARS[package]}: configuration error: LOG_LEVEL: "
+        f"{EVERY_SERVICE[package]}: configuration error: LOG_LEVEL: "
         "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'VERBOSE'"
     ]
 

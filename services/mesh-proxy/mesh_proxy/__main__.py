@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,10 +13,9 @@ from pathlib import Path
 from mesh_proxy import ca, cert_dir
 from mesh_proxy.check import check_policy
 from mesh_proxy.envoy import EnvoyMissingError, envoy_binary
-from mesh_proxy.exit_codes import EXIT_CONFIG_ERROR, EXIT_OK, EXIT_RUNTIME_FAILURE, EXIT_UNAVAILABLE
 from mesh_proxy.settings import Settings
-from mesh_proxy.startup import Startup, StartupError
-from sidecar_common import GracefulShutdown, configure_logging, parse_cli
+from mesh_proxy.startup import Startup
+from sidecar_common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, StartupError, run_service
 
 PROG = "mesh-proxy"
 DESCRIPTION = (
@@ -65,38 +65,55 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings, args = parse_cli(Settings, PROG, DESCRIPTION, argv, configure=_add_commands)
+    return run_service(
+        PROG,
+        Settings,
+        MeshProxy,
+        description=DESCRIPTION,
+        argv=argv,
+        commands=_add_commands,
+        run_command=_run_command,
+    )
+
+
+class MeshProxy:
+    """The lifecycle every sidecar has, ending in an exec: once Envoy runs, this process is Envoy.
+
+    ``start()`` finds the Envoy binary and checks MESH_RUN_DIR and the log volume (StartupError,
+    exit 3); ``run(stop)`` waits for usable certificates, policy and upstream, then replaces
+    itself with Envoy; stopped while waiting, it returns (exit 0) with nothing started.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._startup: Startup | None = None
+
+    def start(self) -> None:
+        try:
+            envoy = envoy_binary()
+        except EnvoyMissingError as exc:
+            raise StartupError("envoy", str(exc)) from None
+        startup = Startup(self.settings, envoy)
+        startup.prepare()
+        self._startup = startup
+
+    def run(self, stop: threading.Event) -> None:
+        assert self._startup is not None, "start() first"
+        if self._startup.wait(stop):
+            self._startup.exec()  # does not return; an OSError is a failure while running (exit 1)
+
+    def close(self) -> None:
+        """Nothing to release: no port is open before Envoy, and Envoy is this process."""
+
+
+def _run_command(settings: Settings, args: argparse.Namespace) -> int | None:
     if args.command == "ca":
         return _ca_init(args.dir, args.days)
     if args.command == "issue":
         return _issue(args)
     if args.command == "check-policy":
         return _check_policy(args.dir, settings)
-    return _run(settings)
-
-
-def _run(settings: Settings) -> int:
-    configure_logging(PROG, settings.log_level)
-    try:
-        envoy = envoy_binary()
-        startup = Startup(settings, envoy)
-        startup.prepare()
-    except EnvoyMissingError as exc:
-        print(f"{PROG}: cannot start: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    except StartupError as exc:
-        print(f"{PROG}: cannot start: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    shutdown = GracefulShutdown()
-    shutdown.install()
-    if not startup.wait(shutdown.stop):
-        return EXIT_OK  # stopped while waiting: nothing was started
-    try:
-        startup.exec()
-    except OSError as exc:
-        print(f"{PROG}: cannot start Envoy: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    return EXIT_RUNTIME_FAILURE  # unreachable: exec replaced this process
+    return None  # no command, or `run`: the proxy
 
 
 def _ca_init(directory: Path, days: float) -> int:
@@ -113,7 +130,7 @@ def _ca_init(directory: Path, days: float) -> int:
         authority = ca.create_authority(directory, timedelta(days=days), now)
     except ca.CaError as exc:
         print(f"{PROG} ca init: {exc}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
+        return EXIT_CONFIG
     except OSError as exc:
         print(f"{PROG} ca init: {directory}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
@@ -129,7 +146,7 @@ def _issue(args: argparse.Namespace) -> int:
             raise ca.CaError(f"--days must be positive, got {args.days}")
     except ca.CaError as exc:
         print(f"{PROG} issue: {exc}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
+        return EXIT_CONFIG
     try:
         authority = ca.load_authority(args.ca)
         workload = ca.issue(authority, identity, validity, datetime.now(UTC))
@@ -153,7 +170,7 @@ def _check_policy(directory: Path, settings: Settings) -> int:
     problem = check_policy(directory, envoy, settings)
     if problem is not None:
         print(f"{PROG} check-policy: {problem}", file=sys.stderr)
-        return EXIT_RUNTIME_FAILURE
+        return EXIT_FAILED
     print(f"{directory}: mesh policy OK")
     return EXIT_OK
 

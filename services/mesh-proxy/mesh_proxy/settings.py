@@ -6,9 +6,8 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from sidecar_common import SettingsError, setting
+from sidecar_common import SettingsError, log_level_setting, setting
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SPIFFE_PREFIX = "spiffe://"
 MAX_CONCURRENCY = 16
 
@@ -67,7 +66,7 @@ class Settings:
     retry_seconds: float = setting(
         "MESH_RETRY_SECONDS", 1.0, "while certificates, policy or upstream are unusable at start, re-check this often"
     )
-    log_level: str = setting("LOG_LEVEL", "INFO", "log level of the wrapper and Envoy (DEBUG, INFO, WARNING, ERROR)")
+    log_level: str = log_level_setting()  # the wrapper's and Envoy's
 
     def validate(self) -> None:
         """Refuse values that parse but cannot work, naming the variable."""
@@ -125,8 +124,6 @@ class Settings:
                 raise SettingsError("MESH_ALLOWED_PATH_PREFIXES", f"{prefix!r} must start with /")
         if self.access_log and not self.access_log.startswith("/"):
             raise SettingsError("MESH_ACCESS_LOG", f"{self.access_log!r} must be an absolute path (or empty)")
-        if self.log_level.upper() not in LOG_LEVELS:
-            raise SettingsError("LOG_LEVEL", f"{self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
 
 
 def split_host_port(address: str) -> tuple[str, int]:

@@ -29,19 +29,11 @@ from mesh_proxy.envoy import exec_envoy, serve_argv
 from mesh_proxy.policy import policy_files
 from mesh_proxy.settings import Settings
 from mesh_proxy.upstream import ResolveProblem, resolve
+from sidecar_common import StartupError
 
 logger = logging.getLogger("mesh_proxy")
 
 Problem = CertificateProblem | PolicyProblem | ResolveProblem
-
-
-class StartupError(Exception):
-    """A resource is unusable at start (exit 3); names the variable."""
-
-    def __init__(self, variable: str, reason: str) -> None:
-        super().__init__(f"{variable}: {reason}")
-        self.variable = variable
-        self.reason = reason
 
 
 class Startup:
