@@ -176,6 +176,18 @@ def plot_series(benchmark: str, series: dict[str, list[float]], explicit: list[d
     return written
 
 
+def minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def run_duration(results: list[dict[str, Any]]) -> list[str]:
+    """The whole run's duration, summed from the benchmarks that stated theirs."""
+    timed = [r["seconds"] for r in results if r.get("seconds") is not None]
+    if not timed:
+        return []
+    return [f"- Duration: {minutes(sum(timed))} for {len(timed)} of {len(results)} benchmarks"]
+
+
 def load_results(directory: Path = RESULTS_DIR) -> list[dict[str, Any]]:
     results = []
     for path in sorted(directory.glob("*.json")):
@@ -196,13 +208,14 @@ def render(results: list[dict[str, Any]], quick: bool, failures: dict[str, str])
         "repeated runs with the spread (min – max) and the number of runs. Targets come from the sidecar",
         "issues; a **miss** is reported with its cause. Ratios against a peer (rsyslog, syslog-ng, the app alone)",
         "are measured in the same run on the same machine, because absolute numbers on a shared 2-core",
-        "machine are noisy. A full `make bench` takes about 15 minutes on the 2-core machine,",
-        "`BENCH_QUICK=1 make bench` about 3 (fewer repeats, shorter phases).",
+        "machine are noisy. `BENCH_QUICK=1 make bench` runs fewer repeats and shorter phases;",
+        "`BENCH_ONLY=mesh,exporter` runs a subset. How long each benchmark took is stated with it.",
         "",
         "## Machine",
         "",
         *machine_description(),
         f"- Mode: {'BENCH_QUICK=1 (fewer and shorter runs)' if quick else 'full'}",
+        *run_duration(results),
         "",
     ]
     if failures:
@@ -215,6 +228,8 @@ def render(results: list[dict[str, Any]], quick: bool, failures: dict[str, str])
         lines += [f"## {name}", ""]
         if result.get("description"):
             lines += [str(result["description"]), ""]
+        if result.get("seconds") is not None:
+            lines += [f"Ran for {minutes(result['seconds'])}.", ""]
         if result.get("error"):
             lines += [f"Error: {result['error']}", ""]
         figures = result.get("figures", [])
