@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.manifests.rendering import ROOT
-from tests.support.tools import require_tool
+from tests.support.make import make_dry_run
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 CI_FILE = ROOT / "docker-compose.ci.yml"
@@ -42,20 +41,6 @@ def problems_of(command: str) -> list[str]:
     ]
 
 
-def dry_run(target: str) -> str:
-    binary = require_tool("make", "GNU make runs every entry point")
-    result = subprocess.run(
-        [binary, "--no-print-directory", "-n", target],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 def test_the_stack_has_a_one_shot_service_to_guard() -> None:
     assert {"kibana-setup", "mesh-ca"} <= one_shot_services(ci=False)
     assert "kibana-setup" not in one_shot_services(ci=True)
@@ -70,7 +55,7 @@ def test_documented_up_commands_leave_one_shots_out_of_wait(text: Path) -> None:
 
 @pytest.mark.parametrize("target", ["up", "e2e"])
 def test_make_targets_leave_one_shots_out_of_wait(target: str) -> None:
-    commands = COMMAND.findall(dry_run(target))
+    commands = COMMAND.findall(make_dry_run(target))
     assert commands, f"make -n {target} runs no `docker compose ... up`"
     assert [problem for command in commands for problem in problems_of(command)] == []
 
@@ -78,7 +63,7 @@ def test_make_targets_leave_one_shots_out_of_wait(target: str) -> None:
 def test_the_compose_file_header_says_how_to_start_the_stack() -> None:
     header = COMPOSE_FILE.read_text().split("\nname:", 1)[0]
     assert "`make up`" in header
-    run_by_make = dry_run("up")
+    run_by_make = make_dry_run("up")
     for command in COMMAND.findall(header):
         flags = command.split()
         assert all(flag in run_by_make for flag in flags), f"the header's {command!r} is not what `make up` runs"

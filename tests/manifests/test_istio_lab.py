@@ -9,7 +9,6 @@ expected outputs are the ones Istio 1.27 prints with the install `make istio` do
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import yaml
 
 from tests.manifests.network_policy import Pod, ingress_allowed
 from tests.manifests.rendering import ROOT, Rendering
+from tests.support.make import make_dry_run
 
 LAB = ROOT / "docs" / "workshop" / "05-service-mesh.md"
 NAMESPACE = "sidecar-lab"
@@ -130,12 +130,6 @@ def test_the_chain_check_catches_the_old_default(overlay):
     assert envoy_worst_case(overlay("kind-istio-fault-delay")) == 7.0
 
 
-def make_istio_dry_run() -> str:
-    return subprocess.run(
-        ["make", "--no-print-directory", "-n", "istio"], cwd=ROOT, capture_output=True, text=True, timeout=60
-    ).stdout
-
-
 def sample_after(marker: str) -> str:
     """The ```text sample that follows the first command block containing `marker`."""
     text = LAB.read_text()
@@ -146,7 +140,7 @@ def sample_after(marker: str) -> str:
 
 
 def test_the_injected_init_containers_are_the_ones_istio_cni_gives():
-    assert "components.cni.enabled=true" in make_istio_dry_run()
+    assert "components.cni.enabled=true" in make_dry_run("istio")
     names = sample_after("-o jsonpath='{range .items[*].spec.initContainers[*]}").split()
     # With CNI Istio injects istio-validation (istio-init needs NET_ADMIN); then Envoy, then ours.
     assert names[:2] == ["istio-validation", "istio-proxy"]

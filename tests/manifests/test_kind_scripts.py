@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import subprocess
 from pathlib import Path
 
@@ -17,6 +16,8 @@ import pytest
 import yaml
 
 from tests.manifests.rendering import ROOT
+from tests.support.make import make_dry_run
+from tests.support.stand_ins import stand_in
 from tests.support.tools import require_tool
 
 ELASTICSEARCH = "docker.elastic.co/elasticsearch/elasticsearch:8.15.3"
@@ -25,22 +26,16 @@ PROMETHEUS = "quay.io/prometheus/prometheus:v3.5.0"
 MIN_ROLLOUT_SECONDS = 600  # an Elasticsearch pull on the node plus a JVM start on a laptop
 
 
-def executable(path: Path, text: str) -> Path:
-    path.write_text("#!/usr/bin/env bash\n" + text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
-
-
 def preload(tmp_path: Path, overlay: str, present: set[str]) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     """Run kind-preload.sh with a docker that has `present` and a kind that logs its calls."""
     kubectl = require_tool("kubectl", "its built-in kustomize renders the overlay")
     calls = tmp_path / "kind-calls"
-    docker = executable(
+    docker = stand_in(
         tmp_path / "docker",
         "# image inspect IMAGE: present only for the images the test put here\n"
         f'case " {" ".join(sorted(present))} " in *" ${{@: -1}} "*) exit 0 ;; *) exit 1 ;; esac\n',
     )
-    kind = executable(tmp_path / "kind", f'echo "$*" >> {calls}\n')
+    kind = stand_in(tmp_path / "kind", f'echo "$*" >> {calls}\n')
     result = subprocess.run(
         [str(ROOT / "scripts" / "kind-preload.sh"), "sidecar-lab", overlay, "0.1.0"],
         env={**os.environ, "DOCKER": str(docker), "KIND": str(kind), "KUBECTL": kubectl},
@@ -69,22 +64,8 @@ def test_an_overlay_without_third_party_images_loads_and_says_nothing(tmp_path: 
     assert result.stderr == ""
 
 
-def dry_run_deploy() -> str:
-    make = require_tool("make", "GNU make runs every entry point")
-    result = subprocess.run(
-        [make, "--no-print-directory", "-n", "deploy"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 def test_deploy_preloads_before_it_applies_and_waits_long_enough() -> None:
-    out = dry_run_deploy()
+    out = make_dry_run("deploy")
     preload_at = out.find("scripts/kind-preload.sh sidecar-lab kind")
     apply_at = out.find("apply -f -")
     assert 0 <= preload_at < apply_at, out
@@ -102,7 +83,7 @@ def test_deploy_preloads_before_it_applies_and_waits_long_enough() -> None:
     ],
 )
 def test_a_stuck_rollout_is_explained(tmp_path: Path, waiting: str, advice: str) -> None:
-    kubectl = executable(
+    kubectl = stand_in(
         tmp_path / "kubectl",
         'case " $* " in\n'
         '  *" get deployments "*) echo deployment.apps/elasticsearch ;;\n'
@@ -129,7 +110,7 @@ def server_check(
 ) -> subprocess.CompletedProcess[str]:
     """Run k8s-server-version.sh against a kubectl whose `version -o json` prints `version_json`."""
     (tmp_path / "version.json").write_text(version_json)
-    kubectl = executable(tmp_path / "kubectl", f"cat {tmp_path / 'version.json'}\nexit {exit_code}\n")
+    kubectl = stand_in(tmp_path / "kubectl", f"cat {tmp_path / 'version.json'}\nexit {exit_code}\n")
     return subprocess.run(
         [str(ROOT / "scripts" / "k8s-server-version.sh"), "kind-sidecar-lab", minimum],
         env={**os.environ, "KUBECTL": str(kubectl)},
@@ -172,7 +153,7 @@ def test_an_unreachable_cluster_is_named(tmp_path: Path) -> None:
 
 
 def test_deploy_checks_the_version_after_creating_and_before_anything_else() -> None:
-    out = dry_run_deploy()
+    out = make_dry_run("deploy")
     create_at = out.find("kind create cluster")
     check_at = out.find("scripts/k8s-server-version.sh kind-sidecar-lab 1.29")
     images_at = out.find("make images")

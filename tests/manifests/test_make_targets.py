@@ -9,16 +9,10 @@ import pytest
 import yaml
 
 from tests.manifests.rendering import ROOT
+from tests.support.make import make
 from tests.support.tools import require_tool
 
 TARGETS = ("deploy", "istio", "undeploy", "kind-down", "k8s-render", "mesh-certs", "test-manifests")
-
-
-def make(*args: str) -> subprocess.CompletedProcess[str]:
-    binary = require_tool("make", "GNU make runs every entry point")
-    return subprocess.run(
-        [binary, "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def help_targets() -> list[str]:

@@ -40,6 +40,8 @@ from tests.manifests.rendering import (
 from tests.manifests.service_contract import settings_class
 from tests.support import free_tcp_port
 from tests.support.kubelet import KubeletVolume
+from tests.support.make import make_dry_run
+from tests.support.stand_ins import stand_in
 from tests.support.tools import require_tool
 
 NAMESPACE = "sidecar-lab"
@@ -432,12 +434,6 @@ def test_prometheus_and_the_pod_monitor_scrape_envoys_stats_port(overlay):
 # -- the issuing step: scripts/mesh-certs.sh against a kubectl stand-in -------------------
 
 
-def executable(path: Path, text: str) -> Path:
-    path.write_text("#!/usr/bin/env bash\n" + text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
-
-
 class IssuingRun:
     """One run of scripts/mesh-certs.sh; kubectl renders and builds Secrets for real, the cluster is a stand-in."""
 
@@ -448,7 +444,7 @@ class IssuingRun:
         self.ca_dir = tmp_path / "ca"
         self.scratch = tmp_path / "scratch"
         self.scratch.mkdir(exist_ok=True)
-        kubectl = executable(
+        kubectl = stand_in(
             tmp_path / "kubectl",
             'case " $* " in\n'
             f'  *" kustomize "* | *" create secret "*) exec {real} "$@" ;;\n'
@@ -555,15 +551,6 @@ def test_a_lifetime_shorter_than_the_alert_window_is_refused(tmp_path, days):
 
 
 # -- make -----------------------------------------------------------------------------------
-
-
-def make_dry_run(*args: str) -> str:
-    make = require_tool("make", "GNU make runs every entry point")
-    result = subprocess.run(
-        [make, "--no-print-directory", "-n", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def test_deploy_with_the_mesh_issues_certificates_after_the_apply_and_before_the_wait(tmp_path):

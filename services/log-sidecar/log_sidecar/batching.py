@@ -52,13 +52,7 @@ class Batcher:
 
     def add(self, key: str, end: int, item: bytes) -> None:
         """Append one encoded document of file ``key`` whose record ends at byte ``end``."""
-        batch = self._batch
-        if batch is None:
-            batch = self._batch = Batch(self._clock())
-        rng = self._ranges.get(key)
-        if rng is None:
-            rng = self._ranges[key] = self._tracker.open_range(key)
-            batch.ranges.append(rng)
+        batch, rng = self._open(key)
         batch.items.append(item)
         batch.nbytes += len(item)
         rng.end = end
@@ -74,13 +68,7 @@ class Batcher:
         count = len(items)
         first = 0
         while first < count:
-            batch = self._batch
-            if batch is None:
-                batch = self._batch = Batch(self._clock())
-            rng = self._ranges.get(key)
-            if rng is None:
-                rng = self._ranges[key] = self._tracker.open_range(key)
-                batch.ranges.append(rng)
+            batch, rng = self._open(key)
             last = min(count, first + self._max_docs - len(batch.items))
             sizes = list(accumulate(map(len, items[first:last])))
             # The document that reaches LOG_BATCH_MAX_BYTES still goes in, as in add().
@@ -93,6 +81,17 @@ class Batcher:
             first = last
             if len(batch.items) >= self._max_docs or batch.nbytes >= self._max_bytes:
                 self.seal()
+
+    def _open(self, key: str) -> tuple[Batch, Range]:
+        """The open batch (opened now if there is none) and file ``key``'s range in it."""
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = Batch(self._clock())
+        rng = self._ranges.get(key)
+        if rng is None:
+            rng = self._ranges[key] = self._tracker.open_range(key)
+            batch.ranges.append(rng)
+        return batch, rng
 
     def skip(self, key: str, end: int) -> int | None:
         """Account for bytes of ``key`` up to ``end`` that produce no document.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -12,17 +11,14 @@ from urllib.parse import urlsplit
 import pytest
 from flask.testing import FlaskClient
 
+from tests.support.make import make
+from tests.support.stand_ins import stand_in
+
 ROOT = Path(__file__).resolve().parents[3]
 # Host ports that reach the app (api tier) or the web tier: compose's defaults and kind's NodePort.
 APP_PORTS = {"8080", "8090", "30080"}
 URL = re.compile(r"http://(?:127\.0\.0\.1|localhost):(\d+)(/[^\s`'\")|<>]*)?")
 FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*(\S*)")
-
-
-def executable(path: Path, text: str) -> Path:
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
 
 
 def app_urls(text: str) -> list[str]:
@@ -52,32 +48,23 @@ def documented_urls() -> list[tuple[str, str]]:
 
 def printed_by_make_up(tmp_path: Path) -> list[str]:
     """What `make up` prints, run with a stand-in for `docker compose` that maps ports as .env does."""
-    compose = executable(
+    compose = stand_in(
         tmp_path / "compose",
-        "#!/usr/bin/env bash\n"
         "# port SERVICE PORT -> the host address compose would print; every other call succeeds silently.\n"
         "for arg; do if [[ $prev == port ]]; then service=$arg; fi; prev=$arg; done\n"
         'if [[ " $* " == *" port "* ]]; then\n'
         '  case $service in web) echo 127.0.0.1:8090 ;; *) echo "127.0.0.1:${@: -1}" ;; esac\n'
         "fi\n",
     )
-    result = subprocess.run(
-        ["make", "--no-print-directory", "up", f"COMPOSE={compose}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = make("up", f"COMPOSE={compose}")
     assert result.returncode == 0, result.stdout + result.stderr
     return app_urls(result.stdout)
 
 
 def printed_by_k8s_wait(tmp_path: Path) -> list[str]:
     """What scripts/k8s-wait.sh prints at the end of `make deploy`, run against a stand-in kubectl."""
-    kubectl = executable(
+    kubectl = stand_in(
         tmp_path / "kubectl",
-        "#!/usr/bin/env bash\n"
         'case " $* " in\n'
         '  *" get deployments "*) echo deployment.apps/web ;;\n'
         '  *" get job "*) exit 1 ;;\n'
